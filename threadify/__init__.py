@@ -35,9 +35,12 @@ if TYPE_CHECKING:
 def transform(data: bytes, **options: Any) -> bytes:
     """Rewrite ``data`` (a wasm-ld module) so that it runs on WASI-threads hosts.
 
-    See :func:`threadify.transform_module.transform` for the options.
+    Options (keyword arguments): ``stack_size`` (bytes per thread stack, default 1 MiB),
+    ``max_memory`` (bytes; default: keep the input's maximum, or 1 GiB when it has none),
+    ``allow_non_atomic`` (accept code compiled without atomics). See
+    :class:`threadify.pipeline.Options`. Raises :class:`ThreadifyError` for rejected input.
     """
-    from threadify.transform_module import transform as _transform
+    from threadify.pipeline import transform as _transform
 
     return _transform(data, **options)
 

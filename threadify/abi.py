@@ -1,0 +1,74 @@
+"""Constants of threadify's output ABI v1 (SPEC §3), shared by the passes and by ``--verify``.
+
+Everything threadify adds to a module lives at addresses derived from these numbers, so the
+verifier (and a debugger) can find it again from the module alone:
+
+* the **control block** sits at ``original_min_pages * 64 KiB`` — just past the module's original
+  initial memory, never inside the range the guest's allocator owns (``__heap_base`` upwards to
+  the initial end). The first instance grows memory to make room for it.
+* every other thread gets one **thread block** from ``memory.grow``: a header, its stack, and its
+  TLS block above the stack. Blocks are all the same size (options are fixed at transform time),
+  so the free list needs no size classes.
+"""
+
+from __future__ import annotations
+
+ABI_VERSION = 1
+PAGE = 65536
+
+#: Pages the first instance grows for the control block.
+CONTROL_PAGES = 1
+
+# Control block field offsets (bytes from the control block address).
+CTRL_INIT_FLAG = 0  #: 0 = not started, 1 = first instance initialising, 2 = done
+CTRL_LOCK = 4  #: free-list lock: 0 free, 1 held
+CTRL_FREE_HEAD = 8  #: address of the first free thread block, 0 when empty
+CTRL_BLOCKS_CREATED = 12  #: thread blocks ever obtained from memory.grow
+CTRL_BLOCKS_LIVE = 16  #: thread blocks currently owned by a thread
+CTRL_MAGIC = 20  #: ``CONTROL_MAGIC`` once initialised (lets tools find the block)
+CTRL_BLOCK_SIZE = 24  #: size in bytes of every thread block
+CTRL_STARTS = 28  #: wasi_thread_start calls so far
+CONTROL_MAGIC = 0x54_48_52_44  # the bytes "DRHT" in memory (little-endian)
+
+# Thread block layout (bytes from the block's base; the base is page aligned).
+BLOCK_NEXT = 0  #: free-list link while the block is free
+BLOCK_CANARY = 4  #: ``CANARY`` while owned; a different value means the stack overflowed
+BLOCK_TID = 8  #: thread id of the owner
+BLOCK_HEADER = 16  #: the stack's lowest usable byte
+CANARY = 0x7E_AD_BE_EF
+
+DEFAULT_STACK_SIZE = 1 << 20
+DEFAULT_MAX_MEMORY = 1 << 30
+
+#: Names of the exports threadify adds.
+EXPORT_THREAD_START = "wasi_thread_start"
+EXPORT_DESTROY = "threadify_thread_destroy"
+EXPORT_MEMORY = "memory"
+#: Name of the custom section that marks threadify's output (and records version and options).
+CUSTOM_SECTION = "threadify"
+
+
+def align_up(value: int, alignment: int) -> int:
+    """Round ``value`` up to a multiple of ``alignment`` (a power of two)."""
+    return (value + alignment - 1) & ~(alignment - 1)
+
+
+class BlockLayout:
+    """Where the stack and TLS of a thread block lie, for given stack and TLS sizes.
+
+    The stack sits between the header and the TLS block so that an overflow runs into the
+    header's canary (detected when the thread ends) before it reaches another block.
+    """
+
+    def __init__(self, stack_size: int, tls_size: int, tls_align: int) -> None:
+        self.stack_size = stack_size
+        self.tls_size = tls_size
+        self.tls_align = max(tls_align, 1)
+        self.stack_top = BLOCK_HEADER + stack_size
+        self.tls_offset = align_up(self.stack_top, self.tls_align)
+        self.size = align_up(self.tls_offset + tls_size, PAGE)
+        self.pages = self.size // PAGE
+
+    def __repr__(self) -> str:
+        return (f"BlockLayout(stack_size={self.stack_size}, tls_size={self.tls_size}, "
+                f"tls_align={self.tls_align}, size={self.size})")

@@ -1,0 +1,212 @@
+"""Deciding what kind of input a module is (SPEC §2): classes A, B, C and D.
+
+* **A** — lld ``--shared-memory`` output: one shared memory, passive segments, lld's
+  ``__wasm_init_memory`` start function.
+* **B** — atomics objects linked without ``--shared-memory``: a non-shared memory with active
+  segments and an immutable ``__tls_base``.
+* **C** — already thread-ready: exports ``wasi_thread_start`` (wasi-libc, Zig) or carries
+  threadify's own custom section. The output is the input.
+* **D** — rejected, with a :class:`~threadify.errors.ThreadifyError` naming the problem and
+  the fix.
+
+:func:`analyse` never raises for a decodable module: a rejection is returned as ``error`` so that
+``threadify inspect`` can explain it; :func:`threadify.pipeline.transform` raises it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from threadify import abi
+from threadify.errors import ThreadifyError, UnsupportedModuleError
+from threadify.linker import LinkerSymbols, find_symbols
+from threadify.wasm import I32, ExternKind, MemoryType, Module, TargetFeatures
+
+
+@dataclass
+class MemoryInfo:
+    """The module's single memory, as threadify sees it."""
+
+    imported: bool
+    import_module: str | None
+    import_name: str | None
+    type: MemoryType
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "imported": self.imported,
+            "import": None if not self.imported else f"{self.import_module}.{self.import_name}",
+            "min_pages": self.type.min,
+            "max_pages": self.type.max,
+            "shared": self.type.shared,
+            "memory64": self.type.memory64,
+        }
+
+
+@dataclass
+class Analysis:
+    """Everything the transform needs to know about a module, and the verdict."""
+
+    module: Module
+    verdict: str = "D"
+    reasons: list[str] = field(default_factory=list)
+    error: ThreadifyError | None = None
+    memory: MemoryInfo | None = None
+    symbols: LinkerSymbols | None = None
+    atomics: bool | None = None
+    #: Size of a thread's TLS block in bytes (0: the module has no thread-locals).
+    tls_size: int = 0
+    tls_align: int = 16
+    tls_align_how: str = "default"
+    #: Length of the ``.tdata`` template segment (its bytes initialise every TLS block).
+    tdata_len: int = 0
+
+    def reject(self, problem: str, fix: str | None = None) -> Analysis:
+        self.verdict = "D"
+        self.error = UnsupportedModuleError(problem, fix)
+        self.reasons.append(problem)
+        return self
+
+
+def _memory(module: Module) -> tuple[MemoryInfo | None, str | None]:
+    imported = [imp for imp in module.imports if imp.kind == ExternKind.MEMORY]
+    total = len(imported) + len(module.memories)
+    if total == 0:
+        return None, "the module has no memory"
+    if total > 1:
+        return None, f"the module has {total} memories; threadify supports exactly one"
+    if imported:
+        imp = imported[0]
+        assert isinstance(imp.desc, MemoryType)
+        return MemoryInfo(True, imp.module, imp.name, imp.desc), None
+    return MemoryInfo(False, None, None, module.memories[0]), None
+
+
+def _lowest_set_bit(value: int) -> int:
+    return value & -value if value else 0
+
+
+def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
+    """Classify ``module`` and gather the facts the passes need."""
+    result = Analysis(module)
+    exports = {e.name: e for e in module.exports}
+
+    # -- class C: already thread-ready ----------------------------------------------------
+    if module.get_custom(abi.CUSTOM_SECTION) is not None:
+        result.verdict = "C"
+        result.reasons.append("already processed by threadify (it carries the 'threadify' "
+                              "custom section)")
+        return result
+    start = exports.get(abi.EXPORT_THREAD_START)
+    if start is not None and start.kind == ExternKind.FUNC:
+        result.verdict = "C"
+        result.reasons.append("already thread-ready: it exports wasi_thread_start "
+                              "(wasi-libc or Zig thread support)")
+        return result
+
+    # -- memory -----------------------------------------------------------------------------
+    memory, problem = _memory(module)
+    if memory is None:
+        assert problem is not None
+        return result.reject(problem, "link with wasm-ld, which always gives the module one "
+                                      "linear memory")
+    result.memory = memory
+    if memory.type.memory64:
+        return result.reject("the memory is a 64-bit memory (memory64)",
+                             "threadify supports wasm32 only: build for wasm32")
+    if memory.type.page_size_log2 is not None and memory.type.page_size_log2 != 16:
+        return result.reject("the memory uses a custom page size",
+                             "link without custom page sizes (64 KiB pages)")
+
+    # -- atomics ------------------------------------------------------------------------------
+    features_payload = module.get_custom("target_features")
+    if features_payload is not None:
+        result.atomics = TargetFeatures.decode(features_payload).has("atomics")
+    if result.atomics is False and not allow_non_atomic:
+        return result.reject(
+            "the code was not compiled with atomics (target_features lacks +atomics)",
+            "compile with -matomics -mbulk-memory (Rust: -C target-feature=+atomics,+bulk-memory)"
+            ", or pass --allow-non-atomic to accept it anyway")
+    if result.atomics is None and not memory.type.shared and not allow_non_atomic:
+        return result.reject(
+            "cannot tell whether the code was compiled with atomics (no target_features section "
+            "and the memory is not shared)",
+            "compile with -matomics -mbulk-memory and keep the target_features section, or pass "
+            "--allow-non-atomic")
+
+    # -- linker symbols -----------------------------------------------------------------------
+    syms = find_symbols(module)
+    result.symbols = syms
+    if syms.stack_pointer is None:
+        return result.reject(
+            "no stack pointer found (no __stack_pointer global by name or export, and no single "
+            "mutable i32 global with a non-zero initialiser)",
+            "link with wasm-ld and keep the name section (drop --strip-all), or add "
+            "--export=__stack_pointer")
+    if syms.stack_pointer.index < module.num_imported(ExternKind.GLOBAL):
+        return result.reject(
+            "the stack pointer is imported (a position-independent or shared-library module)",
+            "link a static executable (no -shared / -pie)")
+    if module.global_type(syms.stack_pointer.index).valtype != I32:
+        return result.reject("__stack_pointer is not an i32 global",
+                             "build for wasm32 (not wasm64)")
+
+    # -- TLS ----------------------------------------------------------------------------------
+    if syms.tls_base is not None:
+        if syms.tls_base.index < module.num_imported(ExternKind.GLOBAL):
+            return result.reject("__tls_base is imported (a position-independent module)",
+                                 "link a static executable (no -shared / -pie)")
+        if syms.tdata is not None:
+            result.tdata_len = len(module.data[syms.tdata.index].init)
+        if syms.tls_size_value is not None:
+            result.tls_size = syms.tls_size_value
+        else:
+            result.tls_size = result.tdata_len
+        if result.tls_size > 0 and syms.tdata is None and syms.init_tls is None:
+            return result.reject(
+                "the TLS template (the .tdata data segment) was not found",
+                "keep the name section (drop --strip-all) or link with --export=__wasm_init_tls")
+        if syms.tls_align_value is not None:
+            result.tls_align = max(syms.tls_align_value, 16)
+            result.tls_align_how = "__tls_align"
+        elif syms.tls_base_init:
+            # lld places .tdata at a multiple of its alignment; the address's lowest set bit
+            # bounds the alignment from above, so using it is always safe.
+            result.tls_align = min(max(_lowest_set_bit(syms.tls_base_init), 16), 4096)
+            result.tls_align_how = "from the .tdata address"
+    elif syms.tdata is not None:
+        return result.reject(
+            "the module has a .tdata segment but no __tls_base global was found",
+            "keep the name section (drop --strip-all) or link with --export=__tls_base")
+
+    # -- table ------------------------------------------------------------------------------
+    tables = [imp.desc for imp in module.imports if imp.kind == ExternKind.TABLE]
+    tables += list(module.tables)
+    if tables:
+        first = tables[0]
+        elem = getattr(first, "elem", None)
+        if elem not in (0x70,):
+            return result.reject("table 0 is not a funcref table",
+                                 "link with wasm-ld (table 0 is __indirect_function_table)")
+
+    # -- export-name clashes ------------------------------------------------------------------
+    for name, kind in ((abi.EXPORT_DESTROY, ExternKind.FUNC),
+                       (abi.EXPORT_MEMORY, ExternKind.MEMORY)):
+        clash = exports.get(name)
+        if clash is not None and clash.kind != kind:
+            return result.reject(f"the module already exports '{name}' as something else",
+                                 f"rename that export: threadify needs '{name}'")
+    if abi.EXPORT_DESTROY in exports:
+        return result.reject(f"the module already exports '{abi.EXPORT_DESTROY}'",
+                             "rename that export: threadify adds its own")
+
+    if memory.type.shared:
+        result.verdict = "A"
+        result.reasons.append("shared memory (lld --shared-memory output)")
+    else:
+        result.verdict = "B"
+        result.reasons.append("non-shared memory (linked without --shared-memory): memory will "
+                              "be made shared and data written once")
+    if result.atomics is False:
+        result.reasons.append("accepted without atomics (--allow-non-atomic)")
+    return result

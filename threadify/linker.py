@@ -1,0 +1,275 @@
+"""wasm-ld's conventions: finding the linker symbols a thread-ready module depends on.
+
+lld never marks its synthetic symbols in the binary format itself; they are ordinary globals,
+functions and data segments. This module finds them, in order of trust:
+
+1. by **name** in the ``name`` section (global, function and data-segment names);
+2. by **export** (``--export=__tls_size`` and friends);
+3. by lld's **shape**, for release builds that carry no name section: the stack pointer is the
+   first defined global, a mutable ``i32`` with a non-zero constant initialiser; ``__tls_base``
+   follows it (mutable with init 0 for ``--shared-memory``, immutable and equal to the ``.tdata``
+   address without); the start function ``__wasm_init_memory`` is recognised by its flag
+   ``cmpxchg`` and ``memory.init``s, and it tells which segment is ``.tdata`` (the one written at
+   the address it stores in ``__tls_base``).
+
+Every symbol records *how* it was found so that ``threadify inspect`` can explain its verdict.
+Symbols that lld emits only when exported or referenced (``__tls_size``, ``__tls_align``,
+``__wasm_init_tls``, ``__heap_base``, ``__data_end``) may be absent; callers derive what they need
+from the ``.tdata`` segment instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from threadify.wasm import I32, ExternKind, Instr, Module, decode_instructions
+
+
+@dataclass(frozen=True)
+class Found:
+    """An item of the module (global, function or data index) and how it was recognised."""
+
+    index: int
+    how: str
+
+
+@dataclass
+class LinkerSymbols:
+    """The lld symbols threadify uses, each ``None`` when the module does not have it."""
+
+    stack_pointer: Found | None = None
+    tls_base: Found | None = None
+    tls_size: Found | None = None
+    tls_align: Found | None = None
+    init_tls: Found | None = None
+    init_memory: Found | None = None
+    heap_base: Found | None = None
+    data_end: Found | None = None
+    tdata: Found | None = None
+    #: Values read from constant initialisers (``None`` when unknown).
+    stack_pointer_init: int | None = None
+    tls_base_init: int | None = None
+    tls_size_value: int | None = None
+    tls_align_value: int | None = None
+    heap_base_value: int | None = None
+    data_end_value: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly view (for ``inspect --json``)."""
+        out: dict[str, object] = {}
+        for key in ("stack_pointer", "tls_base", "tls_size", "tls_align", "init_tls",
+                    "init_memory", "heap_base", "data_end", "tdata"):
+            found: Found | None = getattr(self, key)
+            out[key] = None if found is None else {"index": found.index, "how": found.how}
+        out["values"] = {
+            "stack_pointer_init": self.stack_pointer_init,
+            "tls_base_init": self.tls_base_init,
+            "tls_size": self.tls_size_value,
+            "tls_align": self.tls_align_value,
+            "heap_base": self.heap_base_value,
+            "data_end": self.data_end_value,
+        }
+        return out
+
+
+def const_i32(expr: bytes) -> int | None:
+    """The value of a constant expression that is exactly ``i32.const N; end``, else ``None``."""
+    try:
+        instrs = decode_instructions(expr)
+    except Exception:  # a malformed initialiser simply has no known value
+        return None
+    if len(instrs) == 2 and instrs[0].op == "i32.const" and instrs[1].op == "end":
+        value = instrs[0].imm[0]
+        assert isinstance(value, int)
+        return value
+    return None
+
+
+def _by_name(names: dict[int, str], wanted: str) -> int | None:
+    for index, name in names.items():
+        if name == wanted:
+            return index
+    return None
+
+
+def _export(module: Module, kind: ExternKind, wanted: str) -> int | None:
+    for export in module.exports:
+        if export.kind == kind and export.name == wanted:
+            return export.index
+    return None
+
+
+class _Finder:
+    """Looks symbols up by name, then export; shape heuristics live in :func:`find_symbols`."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        names = module.names()
+        self.global_names = dict(names.globals) if names else {}
+        self.func_names = dict(names.functions) if names else {}
+        self.data_names = dict(names.data) if names else {}
+
+    def global_(self, name: str) -> Found | None:
+        index = _by_name(self.global_names, name)
+        if index is not None:
+            return Found(index, "name section")
+        index = _export(self.module, ExternKind.GLOBAL, name)
+        if index is not None:
+            return Found(index, "export")
+        return None
+
+    def func(self, name: str) -> Found | None:
+        index = _by_name(self.func_names, name)
+        if index is not None:
+            return Found(index, "name section")
+        index = _export(self.module, ExternKind.FUNC, name)
+        if index is not None:
+            return Found(index, "export")
+        return None
+
+    def data(self, name: str) -> Found | None:
+        index = _by_name(self.data_names, name)
+        if index is not None:
+            return Found(index, "name section")
+        return None
+
+
+def _defined_global_init(module: Module, index: int) -> int | None:
+    first = module.num_imported(ExternKind.GLOBAL)
+    if index < first or index - first >= len(module.globals):
+        return None
+    return const_i32(module.globals[index - first].init)
+
+
+def _function_instructions(module: Module, funcidx: int) -> list[Instr] | None:
+    first = module.num_imported(ExternKind.FUNC)
+    if funcidx < first or funcidx - first >= len(module.code):
+        return None
+    try:
+        return module.code[funcidx - first].instructions()
+    except Exception:  # malformed body: no shape to recognise
+        return None
+
+
+def looks_like_init_memory(instrs: list[Instr]) -> bool:
+    """lld's ``__wasm_init_memory``: a flag ``cmpxchg`` and at least one ``memory.init``/fill."""
+    ops = {i.op for i in instrs}
+    return "i32.atomic.rmw.cmpxchg" in ops and bool(ops & {"memory.init", "memory.fill"})
+
+
+def _tls_from_init_memory(instrs: list[Instr]) -> tuple[int | None, int | None, int | None]:
+    """In ``__wasm_init_memory``: (global set to the TLS address, that address, .tdata index).
+
+    lld emits ``i32.const ADDR; global.set $__tls_base`` right before ``memory.init $.tdata``.
+    """
+    for pos, ins in enumerate(instrs):
+        if ins.op == "global.set" and pos > 0 and instrs[pos - 1].op == "i32.const":
+            address = instrs[pos - 1].imm[0]
+            segment = None
+            for later in instrs[pos + 1:]:
+                if later.op == "memory.init":
+                    segment = later.imm[0]
+                    break
+            glob = ins.imm[0]
+            assert isinstance(glob, int) and isinstance(address, int)
+            return glob, address, segment if isinstance(segment, int) else None
+    return None, None, None
+
+
+def find_symbols(module: Module) -> LinkerSymbols:
+    """Find lld's symbols in ``module`` (see the module docstring for the order of trust)."""
+    finder = _Finder(module)
+    syms = LinkerSymbols()
+    first_global = module.num_imported(ExternKind.GLOBAL)
+
+    syms.stack_pointer = finder.global_("__stack_pointer")
+    syms.tls_base = finder.global_("__tls_base")
+    syms.tls_size = finder.global_("__tls_size")
+    syms.tls_align = finder.global_("__tls_align")
+    syms.heap_base = finder.global_("__heap_base")
+    syms.data_end = finder.global_("__data_end")
+    syms.init_tls = finder.func("__wasm_init_tls")
+    syms.init_memory = finder.func("__wasm_init_memory")
+    syms.tdata = finder.data(".tdata")
+
+    # -- shape: the stack pointer -------------------------------------------------------
+    if syms.stack_pointer is None:
+        candidates = [
+            first_global + i for i, g in enumerate(module.globals)
+            if g.type.valtype == I32 and g.type.mutable and (const_i32(g.init) or 0) != 0
+        ]
+        if len(candidates) == 1:
+            syms.stack_pointer = Found(candidates[0], "heuristic: the only mutable i32 global "
+                                                      "with a non-zero initialiser")
+        elif candidates and candidates[0] == first_global:
+            syms.stack_pointer = Found(candidates[0], "heuristic: lld's first defined global, "
+                                                      "mutable i32 with a non-zero initialiser")
+
+    # -- shape: the memory initialiser (start function) ----------------------------------
+    init_instrs: list[Instr] | None = None
+    if syms.init_memory is not None:
+        init_instrs = _function_instructions(module, syms.init_memory.index)
+    elif module.start is not None:
+        instrs = _function_instructions(module, module.start)
+        if instrs is not None and looks_like_init_memory(instrs):
+            syms.init_memory = Found(module.start, "heuristic: start function with lld's "
+                                                   "memory-initialiser shape")
+            init_instrs = instrs
+
+    tls_glob = tls_addr = tls_seg = None
+    if init_instrs is not None:
+        tls_glob, tls_addr, tls_seg = _tls_from_init_memory(init_instrs)
+
+    # -- shape: __tls_base ----------------------------------------------------------------
+    if syms.tls_base is None and tls_glob is not None:
+        syms.tls_base = Found(tls_glob, "heuristic: global the memory initialiser sets to the "
+                                        "TLS address")
+    if syms.tls_base is None and syms.stack_pointer is not None:
+        after = syms.stack_pointer.index + 1
+        local = after - first_global
+        if 0 <= local < len(module.globals):
+            g = module.globals[local]
+            init = const_i32(g.init)
+            if g.type.valtype == I32 and init is not None:
+                active_starts = {
+                    const_i32(seg.offset) for seg in module.data
+                    if not seg.passive and seg.offset is not None
+                }
+                if not g.type.mutable and init in active_starts:
+                    syms.tls_base = Found(after, "heuristic: immutable i32 global after the "
+                                                 "stack pointer equal to a data segment address")
+
+    # -- values --------------------------------------------------------------------------
+    if syms.stack_pointer is not None:
+        syms.stack_pointer_init = _defined_global_init(module, syms.stack_pointer.index)
+    if syms.tls_base is not None:
+        syms.tls_base_init = _defined_global_init(module, syms.tls_base.index)
+    if syms.tls_size is not None:
+        syms.tls_size_value = _defined_global_init(module, syms.tls_size.index)
+    if syms.tls_align is not None:
+        syms.tls_align_value = _defined_global_init(module, syms.tls_align.index)
+    if syms.heap_base is not None:
+        syms.heap_base_value = _defined_global_init(module, syms.heap_base.index)
+    if syms.data_end is not None:
+        syms.data_end_value = _defined_global_init(module, syms.data_end.index)
+
+    # -- shape: the .tdata segment ----------------------------------------------------------
+    if syms.tdata is None and tls_seg is not None and tls_seg < len(module.data):
+        syms.tdata = Found(tls_seg, "heuristic: segment the memory initialiser writes at the "
+                                    "TLS address")
+    if syms.tdata is None and syms.init_tls is not None:
+        instrs = _function_instructions(module, syms.init_tls.index)
+        segs = [i.imm[0] for i in instrs or [] if i.op == "memory.init"]
+        if len(segs) == 1 and isinstance(segs[0], int) and segs[0] < len(module.data):
+            syms.tdata = Found(segs[0], "heuristic: segment __wasm_init_tls copies")
+    if syms.tdata is None and syms.tls_base_init:
+        for index, seg in enumerate(module.data):
+            if not seg.passive and seg.offset is not None and (
+                    const_i32(seg.offset) == syms.tls_base_init):
+                syms.tdata = Found(index, "heuristic: active segment at __tls_base's address")
+                break
+    if syms.tls_base_init in (None, 0) and tls_addr is not None:
+        # --shared-memory: the static TLS address is only in the memory initialiser.
+        syms.tls_base_init = tls_addr
+    return syms

@@ -1,0 +1,51 @@
+"""Metadata pass: names for what threadify added, ``producers``, and the ``threadify`` section.
+
+Names make traps readable ("threadify_stack_overflow") even in modules that came without a
+name section. The ``threadify`` custom section records the version, the options and the memory
+layout the injected code uses: it marks the output as already thread-ready (so a second run is a
+no-op) and tells ``--verify`` where to look.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from threadify.wasm import Module, NameSection, Producers
+
+
+def name_items(module: Module, functions: dict[str, int], globals_: dict[str, int]) -> None:
+    """Add names for the injected functions and globals (creating a name section if needed)."""
+    names = module.names()
+    if names is None:
+        names = NameSection.decode(b"")
+    for name, index in functions.items():
+        names.functions[index] = name
+    for name, index in globals_.items():
+        names.globals[index] = name
+    names.functions = dict(sorted(names.functions.items()))
+    names.globals = dict(sorted(names.globals.items()))
+    module.set_names(names)
+
+
+def record_producer(module: Module, version: str) -> None:
+    """``processed-by threadify <version>`` in the ``producers`` section."""
+    payload = module.get_custom("producers")
+    producers = Producers.decode(payload) if payload is not None else Producers.decode(b"\x00")
+    producers.add("processed-by", "threadify", version)
+    module.set_custom("producers", producers.encode())
+
+
+def record_section(module: Module, record: dict[str, Any]) -> bytes:
+    """Write the ``threadify`` custom section: deterministic JSON (sorted keys, no spaces)."""
+    payload = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    module.set_custom("threadify", payload)
+    return payload
+
+
+def read_section(payload: bytes) -> dict[str, Any]:
+    """Parse a ``threadify`` custom section written by :func:`record_section`."""
+    value = json.loads(payload.decode())
+    if not isinstance(value, dict):
+        raise ValueError("threadify section is not a JSON object")
+    return value

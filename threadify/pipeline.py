@@ -1,0 +1,182 @@
+"""The transform: decode, classify, run the passes, encode (SPEC §2–§3).
+
+``transform(data, **options) -> bytes`` is the library entry point; :func:`run` returns the same
+bytes plus a report of what changed (for ``--json`` and ``--verify``). Class C inputs come back
+unchanged; class D inputs raise :class:`~threadify.errors.ThreadifyError`. Only what a pass needs
+is decoded: function bodies of the input are never decoded except lld's start function (to
+recognise its shape when the name section is missing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from threadify import __version__, abi
+from threadify.classify import Analysis, analyse
+from threadify.errors import ThreadifyError, UnsupportedModuleError
+from threadify.passes.memory import share_memory
+from threadify.passes.metadata import name_items, record_producer, record_section
+from threadify.passes.segments import passivate
+from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
+from threadify.wasm import ExternKind, GlobalType, Module
+
+MAX_WASM32_BYTES = 1 << 32
+
+
+@dataclass(frozen=True)
+class Options:
+    """Transform options (all keyword arguments of :func:`transform`)."""
+
+    #: Bytes of stack for every thread but the first (a multiple of 16).
+    stack_size: int = abi.DEFAULT_STACK_SIZE
+    #: Maximum memory in bytes; overrides the input's maximum when given. When ``None``, the
+    #: input's maximum is kept, or 1 GiB is used if it has none.
+    max_memory: int | None = None
+    #: Accept code not compiled with atomics (its memory accesses are then not thread-safe).
+    allow_non_atomic: bool = False
+
+    def check(self) -> None:
+        if isinstance(self.stack_size, bool) or not isinstance(self.stack_size, int):
+            raise ThreadifyError("stack size must be an integer number of bytes")
+        if self.stack_size <= 0 or self.stack_size % 16:
+            raise ThreadifyError(f"stack size {self.stack_size} is not a positive multiple of 16",
+                                 "pass e.g. --stack-size 1MiB")
+        if self.stack_size >= 1 << 31:
+            raise ThreadifyError(f"stack size {self.stack_size} is too large for wasm32")
+        if self.max_memory is not None:
+            if isinstance(self.max_memory, bool) or not isinstance(self.max_memory, int):
+                raise ThreadifyError("maximum memory must be an integer number of bytes")
+            if self.max_memory <= 0 or self.max_memory % abi.PAGE:
+                raise ThreadifyError(
+                    f"maximum memory {self.max_memory} is not a positive multiple of 64 KiB",
+                    "pass e.g. --max-memory 256MiB")
+            if self.max_memory > MAX_WASM32_BYTES:
+                raise ThreadifyError(f"maximum memory {self.max_memory} exceeds 4 GiB (wasm32)")
+
+
+@dataclass
+class Result:
+    """What :func:`run` did."""
+
+    output: bytes
+    verdict: str
+    reasons: list[str]
+    changes: list[str] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.verdict == "C"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"class": self.verdict, "reasons": self.reasons, "changes": self.changes,
+                "unchanged": self.unchanged, "layout": self.record or None}
+
+
+def transform(data: bytes, **options: Any) -> bytes:
+    """Make ``data`` thread-ready; see :class:`Options` for the keyword arguments."""
+    return run(data, make_options(**options)).output
+
+
+def make_options(**options: Any) -> Options:
+    """Build :class:`Options`, rejecting unknown names with a :class:`ThreadifyError`."""
+    known = Options.__dataclass_fields__
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ThreadifyError(f"unknown option(s): {', '.join(unknown)}",
+                             f"known options: {', '.join(known)}")
+    opts = Options(**options)
+    opts.check()
+    return opts
+
+
+def run(data: bytes, options: Options | None = None) -> Result:
+    """Transform ``data``; returns the output and a report. Raises ``ThreadifyError``."""
+    options = options or Options()
+    options.check()
+    module = Module.decode(bytes(data))
+    analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
+    if analysis.verdict == "C":
+        return Result(bytes(data), "C", analysis.reasons)
+    if analysis.error is not None:
+        raise analysis.error
+    return _rewrite(module, analysis, options)
+
+
+def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:
+    memory, syms = analysis.memory, analysis.symbols
+    assert memory is not None and syms is not None and syms.stack_pointer is not None
+    changes: list[str] = []
+
+    layout = abi.BlockLayout(options.stack_size, analysis.tls_size, analysis.tls_align)
+    control = memory.type.min * abi.PAGE
+    max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
+    effective_max = max_pages if max_pages is not None else (
+        memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)
+    needed = memory.type.min + abi.CONTROL_PAGES + layout.pages
+    if effective_max < needed:
+        raise UnsupportedModuleError(
+            f"the memory maximum ({effective_max} pages) leaves no room for a thread stack "
+            f"(needs at least {needed} pages)",
+            f"relink with a larger --max-memory (e.g. --max-memory={needed * 4 * abi.PAGE}) or "
+            f"pass --max-memory to threadify")
+    if control + abi.CONTROL_PAGES * abi.PAGE > MAX_WASM32_BYTES:
+        raise UnsupportedModuleError("the initial memory leaves no room below 4 GiB")
+
+    changes += share_memory(module, max_pages, abi.DEFAULT_MAX_MEMORY // abi.PAGE)
+
+    tdata = syms.tdata.index if syms.tdata is not None else None
+    writes = passivate(module, tdata)
+    if writes:
+        changes.append(f"{len(writes)} active data segment(s) made passive, written once by "
+                       "the first instance")
+
+    tls_base = syms.tls_base.index if syms.tls_base is not None else None
+    if tls_base is not None:
+        first = module.num_imported(ExternKind.GLOBAL)
+        glob = module.globals[tls_base - first]
+        if not glob.type.mutable:
+            module.globals[tls_base - first] = type(glob)(GlobalType(glob.type.valtype, True),
+                                                          glob.init)
+            changes.append("__tls_base made mutable (per-thread)")
+    if ensure_table(module):
+        changes.append("empty function table added")
+
+    plan = RuntimePlan(
+        control=control,
+        layout=layout,
+        stack_pointer=syms.stack_pointer.index,
+        tls_base=tls_base if analysis.tls_size > 0 else None,
+        tdata=tdata,
+        tdata_len=analysis.tdata_len,
+        init_tls=syms.init_tls.index if syms.init_tls is not None else None,
+        segments=tuple(writes),
+        original_start=module.start,
+    )
+    injected = inject_runtime(module, plan)
+    changes.append("injected wasi_thread_start, threadify_thread_destroy and the thread "
+                   "runtime")
+
+    name_items(module, injected.functions, injected.globals)
+    record_producer(module, __version__)
+    record: dict[str, Any] = {
+        "abi": abi.ABI_VERSION,
+        "version": __version__,
+        "class": analysis.verdict,
+        "options": {k: v for k, v in asdict(options).items()},
+        "control_block": control,
+        "block_size": layout.size,
+        "stack_size": layout.stack_size,
+        "stack_top": layout.stack_top,
+        "tls_offset": layout.tls_offset,
+        "tls_size": layout.tls_size,
+        "tls_align": layout.tls_align,
+        "tdata": tdata,
+        "stack_pointer": syms.stack_pointer.index,
+        "tls_base": plan.tls_base,
+        "functions": injected.functions,
+        "globals": injected.globals,
+    }
+    record_section(module, record)
+    return Result(module.encode(), analysis.verdict, analysis.reasons, changes, record)
