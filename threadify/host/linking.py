@@ -1,0 +1,101 @@
+"""Host functions at the raw C-API level, with nothing allowed to escape into wasmtime.
+
+wasmtime-py's ``Linker.define_func`` wraps every call in a ``Caller`` object and ``Val``
+conversions, and parks a raised exception in one process-wide slot from where it can surface in
+*another* thread's call. Here every host function is one ``wasmtime_linker_define_func_unchecked``
+entry sharing a single ctypes trampoline: arguments are read straight from the raw value array,
+the result written back in place. The trampoline catches everything: an expected failure becomes
+a WASI errno; anything else (a host bug) becomes a wasm trap carrying a one-line message, which
+ends the run like any other trap. The functions are store-independent, so one linker (and one
+``InstancePre``) serves every thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+from wasmtime import _ffi as ffi
+
+from threadify.host.wasi import M32, NO_RESULT, SIGNATURES, Wasi, errno_of
+
+Handler = Callable[[Any], int]
+
+# Index 0 is never used: ctypes passes a NULL env as None.
+_HANDLERS: list[Handler | None] = [None]
+
+
+def _trap(message: str) -> int:
+    raw = message.encode(errors="replace")
+    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(raw), len(raw))
+    return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
+
+
+@ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
+def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
+    try:
+        handler = _HANDLERS[env or 0]
+        assert handler is not None
+        return handler(args)
+    except BaseException as exc:  # noqa: BLE001 - nothing may unwind into wasmtime
+        try:
+            return _trap(f"host error: {type(exc).__name__}: {exc}")
+        except BaseException:  # noqa: BLE001
+            return 0
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+def _no_finalizer(env: int | None) -> None:
+    """Handlers live as long as the process (a run is one process)."""
+
+
+def _functype(params: str, results: str) -> Any:
+    from wasmtime import FuncType, ValType
+
+    kinds = {"i": ValType.i32(), "I": ValType.i64()}
+    return FuncType([kinds[p] for p in params], [kinds[r] for r in results])
+
+
+def define(linker: Any, module: str, name: str, params: str, results: str,
+           handler: Handler) -> None:
+    _HANDLERS.append(handler)
+    index = len(_HANDLERS) - 1
+    ty = _functype(params, results)
+    mod_raw, name_raw = module.encode(), name.encode()
+    error = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), ctypes.create_string_buffer(mod_raw), len(mod_raw),
+        ctypes.create_string_buffer(name_raw), len(name_raw), ty.ptr(), _dispatch,
+        ctypes.c_void_p(index), _no_finalizer)
+    if error:
+        from wasmtime import WasmtimeError
+
+        raise WasmtimeError._from_ptr(error)
+
+
+def wasi_handler(wasi: Wasi, name: str) -> Handler:
+    """Adapt ``Wasi.<name>`` to the raw calling convention."""
+    impl = getattr(wasi, name)
+    spec = [(i, kind == "I") for i, kind in enumerate(SIGNATURES[name])]
+    has_result = name not in NO_RESULT
+
+    def handler(args: Any) -> int:
+        values = [args[i].i64 if wide else args[i].i32 & M32 for i, wide in spec]
+        try:
+            result = impl(*values)
+        except Exception as exc:  # noqa: BLE001 - translated, never re-raised into wasm
+            code = errno_of(exc)
+            if code is None:
+                return _trap(f"host error in {name}: {type(exc).__name__}: {exc}")
+            result = code
+        if has_result:
+            args[0].i32 = result
+        return 0
+
+    return handler
+
+
+def define_wasi(linker: Any, wasi: Wasi, names: list[str]) -> None:
+    for name in names:
+        define(linker, "wasi_snapshot_preview1", name, SIGNATURES[name],
+               "" if name in NO_RESULT else "i", wasi_handler(wasi, name))

@@ -1,0 +1,150 @@
+"""Preopened directories and path resolution that cannot leave them.
+
+A guest path is always relative to a directory fd the guest holds (a preopen or a directory opened
+beneath one). Resolution uses Linux ``openat2`` with ``RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS``:
+the kernel itself refuses absolute paths, ``..`` above the start directory and symlinks (at any
+depth) whose target leaves it, with no window between checking and using a path. Where the kernel
+lacks ``openat2`` (before 5.6) we walk the path one component at a time with ``O_NOFOLLOW`` and
+expand symlinks ourselves, keeping a depth counter so ``..`` can never climb above the start.
+
+Operations that act on a name rather than an open file (mkdir, unlink, rename, link, symlink,
+readlink) resolve the *parent* beneath the start directory and then use the ``*at`` call on the
+final component, which is never followed (so a final symlink cannot redirect them outside).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat as stat_mod
+from dataclasses import dataclass
+
+_SYS_OPENAT2 = 437  # same number on every Linux architecture (unified syscall table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+_MAX_SYMLINKS = 40
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_have_openat2: bool | None = None
+
+
+class Escape(OSError):
+    """The path would leave the directory it is resolved beneath (WASI ``ENOTCAPABLE``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EXDEV, f"path escapes its preopen: {path}")
+
+
+@dataclass(frozen=True)
+class Preopen:
+    host: str
+    guest: str
+
+    @staticmethod
+    def parse(spec: str) -> Preopen:
+        """``HOST[::GUEST]`` as on wasmtime's command line; GUEST defaults to HOST."""
+        host, sep, guest = spec.partition("::")
+        if not host:
+            raise ValueError(f"--dir {spec!r}: empty host directory")
+        return Preopen(host, guest if sep else host)
+
+
+def _openat2(dirfd: int, path: str, flags: int, mode: int) -> int:
+    how = _OpenHow(flags, mode if flags & (os.O_CREAT | getattr(os, "O_TMPFILE", 0)) else 0,
+                   _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    raw = os.fsencode(path)
+    while True:
+        fd = _syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(raw),
+                      ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            continue
+        if err == errno.EXDEV:
+            raise Escape(path)
+        raise OSError(err, os.strerror(err), path)
+
+
+def _walk_open(dirfd: int, path: str, flags: int, mode: int) -> int:
+    """Fallback without ``openat2``: component walk, symlinks expanded by hand."""
+    if path.startswith("/"):
+        raise Escape(path)
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    trailing_dir = path.endswith("/")
+    stack = [os.dup(dirfd)]  # stack[-1] is the current directory; len-1 is the depth
+    links = 0
+    try:
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                if len(stack) == 1:
+                    raise Escape(path)
+                os.close(stack.pop())
+                continue
+            last = not pending
+            cur = stack[-1]
+            try:
+                st = os.stat(part, dir_fd=cur, follow_symlinks=False)
+            except FileNotFoundError:
+                if last and flags & os.O_CREAT:
+                    return os.open(part, flags | os.O_NOFOLLOW, mode, dir_fd=cur)
+                raise
+            if stat_mod.S_ISLNK(st.st_mode) and not (last and flags & os.O_NOFOLLOW):
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                target = os.readlink(part, dir_fd=cur)
+                if target.startswith("/"):
+                    raise Escape(path)
+                pending[:0] = [p for p in target.split("/") if p not in ("", ".")]
+                continue
+            if last:
+                extra = os.O_DIRECTORY if trailing_dir else 0
+                return os.open(part, flags | extra | os.O_NOFOLLOW, mode, dir_fd=cur)
+            stack.append(os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, dir_fd=cur))
+        return os.open(".", flags, mode, dir_fd=stack[-1])
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0o666) -> int:
+    """``openat(dirfd, path, flags)`` that cannot resolve to anything outside ``dirfd``."""
+    global _have_openat2
+    flags |= os.O_CLOEXEC
+    if _have_openat2 is not False:
+        try:
+            return _openat2(dirfd, path, flags, mode)
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:
+                raise
+            _have_openat2 = False
+    return _walk_open(dirfd, path, flags, mode)
+
+
+def split_parent(dirfd: int, path: str) -> tuple[int, str]:
+    """Open the parent of ``path`` beneath ``dirfd``; returns ``(parent_fd, final_name)``.
+
+    The caller closes ``parent_fd``. The final name is never ``.``/``..``/empty, so an ``*at``
+    call on it stays inside the parent.
+    """
+    if path.startswith("/"):
+        raise Escape(path)
+    trimmed = path.rstrip("/")
+    head, _, name = trimmed.rpartition("/")
+    if name in ("", ".", ".."):
+        raise OSError(errno.EINVAL if name != "" else errno.ENOENT, "invalid final component",
+                      path)
+    parent = open_beneath(dirfd, head or ".", os.O_PATH | os.O_DIRECTORY)
+    return parent, name

@@ -1,0 +1,159 @@
+"""``wasi.thread-spawn``: a new instance of the module, in a new host thread.
+
+Per the WASI-threads proposal the spawner instantiates the module again (same imports, same shared
+memory) and calls ``wasi_thread_start(tid, start_arg)`` in a new thread. Everything reusable is
+made once per program: the Engine, the compiled Module, the Linker and its ``InstancePre`` (import
+resolution done), and the WASI state (one shared object, nothing per thread). What remains per
+spawn is a Store, an instantiation and one call, all through the raw C API (the wasmtime-py
+wrappers cost several times more).
+
+Instantiation happens in the spawning thread, as in wasmtime, so that a failure can be reported
+as a negative return value. The instance then runs on a pooled OS thread: a finished thread parks
+and takes the next spawn, so sequential spawn+join pays no thread creation. TIDs come from a
+counter in [1, 2^29), skip TIDs still alive, and wrap; ``max_threads`` bounds how many spawned
+threads are alive at once (the main thread is not counted).
+"""
+
+from __future__ import annotations
+
+import _thread
+import ctypes
+import threading
+from typing import Any
+
+from wasmtime import _ffi as ffi
+
+from threadify.host import termination
+
+TID_LIMIT = 1 << 29
+SPAWN_FAILED = -1
+
+_NULL_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+_THREAD_START = b"wasi_thread_start"
+
+
+class InstanceFailed(Exception):
+    """Instantiation failed; carries a one-line reason."""
+
+
+class Instance:
+    """One instance in its own store, plus the export the thread will call."""
+
+    __slots__ = ("store", "context", "func", "_extern")
+
+    def __init__(self, engine_ptr: Any, pre_ptr: Any, export: bytes) -> None:
+        self.store = ffi.wasmtime_store_new(engine_ptr, None, _NULL_FINALIZER)
+        self.context = ffi.wasmtime_store_context(self.store)
+        instance = ffi.wasmtime_instance_t()
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        error = ffi.wasmtime_instance_pre_instantiate(pre_ptr, self.context,
+                                                      ctypes.byref(instance), ctypes.byref(trap))
+        if error or trap:
+            reason = (termination.describe_error(error) if error
+                      else termination.describe_trap(trap))
+            self.close()
+            raise InstanceFailed(reason)
+        self._extern = ffi.wasmtime_extern_t()
+        found = ffi.wasmtime_instance_export_get(self.context, ctypes.byref(instance), export,
+                                                 len(export), ctypes.byref(self._extern))
+        if not found or self._extern.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+            self.close()
+            raise InstanceFailed(f"no function export {export.decode()}")
+        self.func = self._extern.of.func
+
+    def call(self, tid: int | None, *params: int) -> None:
+        """Call the export; a trap or error ends the whole run."""
+        values = (ffi.wasmtime_val_raw_t * max(1, len(params)))()
+        for i, param in enumerate(params):
+            values[i].i32 = param
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        error = ffi.wasmtime_func_call_unchecked(self.context, ctypes.byref(self.func), values,
+                                                 len(values), ctypes.byref(trap))
+        if error or trap:
+            termination.trapped(tid, trap if trap else None, error if error else None)
+
+    def close(self) -> None:
+        if self.store is not None:
+            ffi.wasmtime_store_delete(self.store)
+            self.store = None
+
+
+class _Worker:
+    __slots__ = ("wake", "job")
+
+    def __init__(self) -> None:
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
+        self.job: tuple[int, int, Instance] | None = None
+
+
+class Spawner:
+    """Implements ``thread-spawn`` for one program."""
+
+    def __init__(self, engine: Any, max_threads: int, thread_start_ok: bool) -> None:
+        self.engine_ptr = engine.ptr()
+        self.pre_ptr: Any = None
+        self._keep: tuple[Any, ...] = (engine,)
+        self.max_threads = max_threads
+        self.thread_start_ok = thread_start_ok
+        self.lock = threading.Lock()
+        self.live: set[int] = set()
+        self.next_tid = 1
+        self.idle: list[_Worker] = []
+
+    def use(self, instance_pre: Any) -> None:
+        """The ``InstancePre`` to instantiate (made after ``thread-spawn`` itself is linked)."""
+        self.pre_ptr = instance_pre.ptr()
+        self._keep = (*self._keep, instance_pre)
+
+    def _allocate_tid(self) -> int:
+        tid = self.next_tid
+        while tid in self.live:
+            tid = tid + 1 if tid + 1 < TID_LIMIT else 1
+        self.next_tid = tid + 1 if tid + 1 < TID_LIMIT else 1
+        return tid
+
+    def spawn(self, start_arg: int) -> int:
+        """The host side of ``thread-spawn``; never raises, negative on failure."""
+        if not self.thread_start_ok:
+            return SPAWN_FAILED
+        with self.lock:
+            if len(self.live) >= self.max_threads:
+                return SPAWN_FAILED
+            tid = self._allocate_tid()
+            self.live.add(tid)
+        try:
+            instance = Instance(self.engine_ptr, self.pre_ptr, _THREAD_START)
+        except InstanceFailed:
+            self._finished(tid)
+            return SPAWN_FAILED
+        job = (tid, start_arg, instance)
+        try:
+            worker = self.idle.pop()
+        except IndexError:
+            try:
+                _thread.start_new_thread(self._worker_main, (job,))
+            except RuntimeError:  # the OS refused another thread
+                instance.close()
+                self._finished(tid)
+                return SPAWN_FAILED
+            return tid
+        worker.job = job
+        worker.wake.release()
+        return tid
+
+    def _finished(self, tid: int) -> None:
+        with self.lock:
+            self.live.discard(tid)
+
+    def _worker_main(self, job: tuple[int, int, Instance]) -> None:
+        worker = _Worker()
+        while True:
+            tid, start_arg, instance = job
+            instance.call(tid, tid, start_arg)
+            instance.close()
+            self._finished(tid)
+            self.idle.append(worker)
+            worker.wake.acquire()
+            assert worker.job is not None
+            job, worker.job = worker.job, None
