@@ -67,11 +67,17 @@ def wasmtime_cli(version: str) -> Path:
 WASMTIME_VERSIONS = install_test_tools.WASMTIME_VERSIONS
 
 
+def wasmtime_thread_flags(version: str) -> list[str]:
+    """Flags enabling WASI-threads: wasmtime 36 has no separate ``shared-memory`` switch."""
+    wasm = "threads=y" if version.startswith("36.") else "threads=y,shared-memory=y"
+    return ["-C", "cache=n", "-W", wasm, "-S", "threads=y"]
+
+
 def run_wasmtime(version: str, module: Path, args: list[str] | None = None,
                  timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a WASI-threads module on the wasmtime CLI ``version``."""
-    cmd = [str(wasmtime_cli(version)), "run", "-C", "cache=n", "-W", "threads=y,shared-memory=y",
-           "-S", "threads=y", str(module), *(args or [])]
+    cmd = [str(wasmtime_cli(version)), "run", *wasmtime_thread_flags(version), str(module),
+           *(args or [])]
     env = dict(os.environ)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           **kwargs)  # type: ignore[call-overload]

@@ -1,0 +1,60 @@
+"""The compiler × host matrix (issue 5): every producer's output runs correctly on every host.
+
+Producers: clang-22 freestanding C in every link variant (shared with and without the TLS
+exports, defined or imported memory, non-shared, data-first, name section stripped), rustc
+``#![no_core]`` + rust-lld, ``zig cc`` on threadify's ABI, and Zig ``std.Thread`` (class C,
+passed through unchanged). Hosts: the bundled host (``threadify run``) and the wasmtime 36.0.9 and
+46.0.1 CLIs. Each cell runs the program's own checks — several threads alive at once — and is
+repeated, because races show up rarely.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import threadify
+from tests.programs import PROGRAMS, Program
+from tests.tooling import THREADS_FEATURES, WASMTIME_VERSIONS, assert_valid, run_wasmtime
+
+RUNNABLE = [p for p in PROGRAMS if p.klass in ("A", "B", "C") and p.runnable]
+REPEATS = int(os.environ.get("THREADIFY_MATRIX_REPEATS", "3"))
+HOSTS = ["threadify", *(f"wasmtime-{v}" for v in WASMTIME_VERSIONS)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out_dir = tmp_path_factory.mktemp("matrix")
+    paths = {}
+    for program in RUNNABLE:
+        output = threadify.transform(program.path.read_bytes())
+        assert_valid(output, THREADS_FEATURES)
+        path = out_dir / program.id.replace("/", "__")
+        path.write_bytes(output)
+        paths[program.id] = path
+    return paths
+
+
+def run_on(host: str, path: Path, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    if host == "threadify":
+        cmd = [sys.executable, "-m", "threadify", "run", str(path)]
+        if args:
+            cmd += ["--", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    version = host.removeprefix("wasmtime-")
+    return run_wasmtime(version, path, list(args), timeout=300)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+@pytest.mark.parametrize("program", RUNNABLE, ids=[p.id for p in RUNNABLE])
+def test_program_runs(program: Program, host: str, built: dict[str, Path]) -> None:
+    for attempt in range(REPEATS):
+        proc = run_on(host, built[program.id], program.args)
+        detail = f"attempt {attempt + 1}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == program.exit_code, detail
+        assert program.stdout is not None
+        assert program.stdout in proc.stdout, detail

@@ -1,0 +1,249 @@
+"""The transform's promises (SPEC §2–§3) on real compiler output: what changes and what does not.
+
+Runtime behaviour (the programs' own checks on real hosts) is in ``test_matrix.py``; here every
+output is validated with ``wasm-tools`` and its structure compared with the input.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import threadify
+from threadify.wasm import ExternKind, MemoryType, Module, Producers
+from tests.programs import READY, REJECTED, TRANSFORMABLE, Program
+from tests.tooling import THREADS_FEATURES, assert_valid, wat2wasm
+
+IDS = [p.id for p in TRANSFORMABLE]
+
+
+@pytest.fixture(scope="module")
+def outputs() -> dict[str, bytes]:
+    return {p.id: threadify.transform(p.path.read_bytes()) for p in TRANSFORMABLE}
+
+
+@pytest.mark.parametrize("program", TRANSFORMABLE, ids=IDS)
+def test_output_validates_with_threads(program: Program, outputs: dict[str, bytes]) -> None:
+    assert_valid(outputs[program.id], THREADS_FEATURES)
+
+
+@pytest.mark.parametrize("program", TRANSFORMABLE, ids=IDS)
+def test_output_abi(program: Program, outputs: dict[str, bytes]) -> None:
+    before = Module.decode(program.path.read_bytes())
+    after = Module.decode(outputs[program.id])
+    # Memory: exactly one, shared, imported, exported as "memory", with a maximum.
+    assert after.memories == []
+    mems = [imp for imp in after.imports if imp.kind == ExternKind.MEMORY]
+    assert len(mems) == 1
+    mem = mems[0].desc
+    assert isinstance(mem, MemoryType) and mem.shared and mem.max is not None
+    old_imported = [imp for imp in before.imports if imp.kind == ExternKind.MEMORY]
+    if old_imported:
+        assert (mems[0].module, mems[0].name) == (old_imported[0].module, old_imported[0].name)
+        old = old_imported[0].desc
+    else:
+        assert (mems[0].module, mems[0].name) == ("env", "memory")
+        old = before.memories[0]
+    assert isinstance(old, MemoryType)
+    assert mem.min == old.min
+    assert mem.max == (old.max if old.max is not None else (1 << 30) // 65536)
+    exports = {e.name: e for e in after.exports}
+    assert exports["memory"].kind == ExternKind.MEMORY
+    assert exports["wasi_thread_start"].kind == ExternKind.FUNC
+    assert after.func_type(exports["wasi_thread_start"].index).params == (0x7F, 0x7F)
+    assert exports["threadify_thread_destroy"].kind == ExternKind.FUNC
+    # No active segments are left: data is written once, by the first instance.
+    assert all(seg.passive for seg in after.data)
+    assert after.data_count == len(after.data)
+
+
+@pytest.mark.parametrize("program", TRANSFORMABLE, ids=IDS)
+def test_existing_items_and_bodies_preserved(program: Program,
+                                             outputs: dict[str, bytes]) -> None:
+    before = Module.decode(program.path.read_bytes())
+    after = Module.decode(outputs[program.id])
+    # Indices keep their meaning: every existing function, global, table and segment is there.
+    assert after.functions[:len(before.functions)] == before.functions
+    assert [bytes(b.raw) for b in after.code[:len(before.code)]] == [
+        bytes(b.raw) for b in before.code]
+    assert len(after.globals) >= len(before.globals)
+    for old, new in zip(before.globals, after.globals):
+        assert old.init == new.init and old.type.valtype == new.type.valtype
+    assert [bytes(s.init) for s in after.data] == [bytes(s.init) for s in before.data]
+    assert after.types[:len(before.types)] == before.types
+    # Exports of the input are unchanged (threadify only adds).
+    assert after.exports[:len(before.exports)] == before.exports
+    # Custom sections of the input survive (name/producers are extended, others identical).
+    old_custom = dict(before.custom_sections())
+    new_custom = dict(after.custom_sections())
+    for name, payload in old_custom.items():
+        assert name in new_custom
+        if name not in ("name", "producers"):
+            assert new_custom[name] == payload
+
+
+def _code_section_bodies(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset inside the code section, body bytes) for each body, via wasm-tools objdump-free
+    parsing with the binary layer's own section split."""
+    module = Module.decode(data)
+    found = []
+    raw = data
+    # locate the code section by its id and walk the bodies by size prefix
+    pos = 8
+    while pos < len(raw):
+        sid = raw[pos]
+        pos += 1
+        size, shift = 0, 0
+        while True:
+            byte = raw[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if sid == 10:
+            start = pos
+            p = pos
+            count, shift = 0, 0
+            while True:
+                byte = raw[p]
+                p += 1
+                count |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            for _ in range(count):
+                body_size, shift = 0, 0
+                while True:
+                    byte = raw[p]
+                    p += 1
+                    body_size |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                found.append((p - start, raw[p:p + body_size]))
+                p += body_size
+            break
+        pos += size
+    assert len(found) == len(module.code)
+    return found
+
+
+@pytest.mark.parametrize("program", TRANSFORMABLE, ids=IDS)
+def test_function_bodies_keep_their_offsets(program: Program,
+                                            outputs: dict[str, bytes]) -> None:
+    """DWARF addresses code by offset inside the code section: existing bodies must not move."""
+    before = _code_section_bodies(program.path.read_bytes())
+    after = _code_section_bodies(outputs[program.id])
+    assert after[:len(before)] == before
+
+
+@pytest.mark.parametrize("program", TRANSFORMABLE[:3] + TRANSFORMABLE[-4:],
+                         ids=IDS[:3] + IDS[-4:])
+def test_deterministic_and_idempotent(program: Program, outputs: dict[str, bytes]) -> None:
+    data = program.path.read_bytes()
+    out = outputs[program.id]
+    assert threadify.transform(data) == out
+    assert threadify.transform(out) == out  # class C: its own output is already thread-ready
+    assert threadify.inspect(out).verdict == "C"
+
+
+@pytest.mark.parametrize("program", TRANSFORMABLE[:2], ids=IDS[:2])
+def test_metadata(program: Program, outputs: dict[str, bytes]) -> None:
+    after = Module.decode(outputs[program.id])
+    producers = Producers.decode(after.get_custom("producers") or b"\x00")
+    assert ("threadify", threadify.__version__) in producers.fields["processed-by"]
+    record = json.loads(after.get_custom("threadify") or b"{}")
+    assert record["abi"] == 1 and record["version"] == threadify.__version__
+    names = after.names()
+    assert names is not None
+    for name, index in record["functions"].items():
+        assert names.functions[index] == name
+    for name, index in record["globals"].items():
+        assert names.globals[index] == name
+
+
+def test_options_change_the_layout() -> None:
+    program = next(p for p in TRANSFORMABLE if p.klass == "A" and "tls" in p.id)
+    data = program.path.read_bytes()
+    small = Module.decode(threadify.transform(data, stack_size=64 * 1024, max_memory=32 << 20))
+    record = json.loads(small.get_custom("threadify") or b"{}")
+    assert record["stack_size"] == 64 * 1024
+    assert record["block_size"] == 2 * 65536  # 64 KiB stack + header + TLS -> two pages
+    mem = next(i.desc for i in small.imports if i.kind == ExternKind.MEMORY)
+    assert isinstance(mem, MemoryType) and mem.max == 512
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"stack_size": 1000}, "multiple of 16"),
+    ({"stack_size": 0}, "multiple of 16"),
+    ({"max_memory": 1000}, "multiple of 64 KiB"),
+    ({"max_memory": 1 << 33}, "4 GiB"),
+    ({"max_memory": 65536}, "no room"),
+    ({"colour": "blue"}, "unknown option"),
+])
+def test_bad_options(kwargs: dict[str, object], message: str) -> None:
+    data = TRANSFORMABLE[0].path.read_bytes()
+    with pytest.raises(threadify.ThreadifyError, match=message):
+        threadify.transform(data, **kwargs)
+
+
+@pytest.mark.parametrize("program", READY, ids=[p.id for p in READY])
+def test_already_thread_ready_passes_through(program: Program) -> None:
+    data = program.path.read_bytes()
+    assert threadify.transform(data) == data
+    assert threadify.inspect(data).verdict == "C"
+
+
+@pytest.mark.parametrize("program", REJECTED, ids=[p.id for p in REJECTED])
+def test_non_atomic_code_is_rejected_unless_allowed(program: Program) -> None:
+    data = program.path.read_bytes()
+    with pytest.raises(threadify.ThreadifyError) as info:
+        threadify.transform(data)
+    assert "atomics" in info.value.problem and "--allow-non-atomic" in (info.value.fix or "")
+    out = threadify.transform(data, allow_non_atomic=True)
+    assert_valid(out, THREADS_FEATURES)
+
+
+REJECT_WAT = {
+    "no memory": ("(module (global (mut i32) (i32.const 65536)))", "no memory"),
+    "two memories": ("(module (memory 1) (memory 1) (global (mut i32) (i32.const 1)))",
+                     "2 memories"),
+    "memory64": ("(module (memory i64 1) (global (mut i32) (i32.const 1)))", "memory64"),
+    "no stack pointer": ("(module (memory 1 1 shared))", "no stack pointer"),
+    "imported stack pointer": (
+        '(module (import "env" "__stack_pointer" (global (mut i32))) (memory 1 2 shared))',
+        "no stack pointer"),
+    "not funcref table 0": (
+        "(module (table 1 externref) (memory 1 4 shared) (global (mut i32) (i32.const 16)))",
+        "funcref"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECT_WAT))
+def test_rejections(case: str) -> None:
+    text, message = REJECT_WAT[case]
+    with pytest.raises(threadify.ThreadifyError, match=message):
+        threadify.transform(wat2wasm(text))
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "magic"),
+    (b"\x7fELF\x02\x01\x01\x00", "magic"),
+    (b"\x00asm\x0d\x00\x01\x00", "component"),
+    (b"\x00asm\x01\x00\x00\x00\x01\x05", "byte"),
+])
+def test_malformed_input(data: bytes, message: str) -> None:
+    with pytest.raises(threadify.ThreadifyError, match=message):
+        threadify.transform(data)
+
+
+def test_minimal_module_without_tls_or_table() -> None:
+    """A module with a stack pointer but no TLS, no table and no data still works."""
+    text = """(module (memory 2 64) (global $sp (mut i32) (i32.const 65536))
+      (func (export "_start")))"""
+    out = threadify.transform(wat2wasm(text), allow_non_atomic=True)
+    assert_valid(out, THREADS_FEATURES)
+    module = Module.decode(out)
+    assert len(module.tables) == 1

@@ -1,0 +1,367 @@
+"""``--verify``: prove an output works by running its injected thread start-up (SPEC §5).
+
+The check does not depend on the program spawning threads itself, so it works for any accepted
+module (a library with no ``_start`` too). It runs on the bundled host's engine set-up
+(wasmtime-py, one Store per thread, the shared memory of :mod:`threadify.host.memory`):
+
+1. the output is validated with threads enabled;
+2. the **main instance** is created: its start function writes memory once;
+3. verify then overwrites every data segment's destination with a different pattern — if any
+   later instance wrote its data again, the pattern would be gone;
+4. a **first wave** of ``threads`` (≥ 4) thread instances is started, each on its own OS thread,
+   through the real ``wasi_thread_start``; its ``func`` is a probe that records the thread's
+   ``__stack_pointer``, ``__tls_base`` and block, compares the TLS block with the template, then
+   waits at a barrier until every thread of the wave is inside — all stacks and TLS blocks are
+   live at once — and scribbles over its TLS block before returning;
+5. a **second wave** of the same size checks that released blocks are reused (and re-initialised);
+6. ``threadify_thread_destroy`` on the main instance must change nothing.
+
+Checked: distinct, non-overlapping blocks beyond the module's data and the main stack; stack
+pointer at the top of the block's stack; TLS base where the layout says and equal to the
+template; data written exactly once; blocks reused, none created in the second wave.
+
+To observe a thread from inside, verify runs a *probe twin* of the output: the same bytes plus
+exports of the stack-pointer, TLS-base and block globals and one extra function-table slot for
+the probe. The injected code and memory layout are those of the output itself.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadify import abi
+from threadify.errors import ThreadifyError
+from threadify.passes.metadata import read_section
+from threadify.wasm import Export, ExternKind, Module, TableType, decode_instructions
+
+PROBE_SP = "threadify_probe_stack_pointer"
+PROBE_TLS = "threadify_probe_tls_base"
+PROBE_BLOCK = "threadify_probe_block"
+PROBE_TABLE = "threadify_probe_table"
+#: Start structs are written into the control block's page, past the control fields.
+SCRATCH_OFFSET = 4096
+
+
+class VerificationError(ThreadifyError):
+    """``--verify`` found a property that does not hold; the message names it."""
+
+
+@dataclass
+class ThreadObservation:
+    tid: int
+    block: int = 0
+    stack_pointer: int = 0
+    tls_base: int | None = None
+    tls_ok: bool = True
+    error: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    """What ``--verify`` checked (all passed when it is returned)."""
+
+    validated: bool = False
+    runtime_checked: bool = False
+    threads_per_wave: int = 0
+    blocks: list[int] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"validated": self.validated, "runtime_checked": self.runtime_checked,
+                "threads_per_wave": self.threads_per_wave,
+                "blocks": [hex(b) for b in self.blocks], "checks": self.checks,
+                "note": self.note}
+
+
+def _engine() -> Any:
+    import wasmtime
+
+    config = wasmtime.Config()
+    config.wasm_threads = True
+    config.shared_memory = True
+    config.wasm_bulk_memory = True
+    config.wasm_reference_types = True
+    config.wasm_simd = True
+    config.wasm_multi_value = True
+    return wasmtime.Engine(config)
+
+
+def validate(data: bytes, engine: Any | None = None) -> None:
+    """Raise :class:`VerificationError` unless ``data`` validates with threads enabled."""
+    import wasmtime
+
+    try:
+        wasmtime.Module.validate(engine or _engine(), data)
+    except wasmtime.WasmtimeError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
+        raise VerificationError(f"output does not validate (threads enabled): {first}") from None
+
+
+def segment_writes(module: Module, record: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """``(segment, address, length)`` of every constant-address ``memory.init`` at start-up.
+
+    Both lld's ``__wasm_init_memory`` and threadify's ``threadify_init`` write segments as
+    ``i32.const dst; i32.const 0; i32.const len; memory.init seg``.
+    """
+    first = module.num_imported(ExternKind.FUNC)
+    starts = [record["functions"]["threadify_init"]]
+    init_instrs = module.code[starts[0] - first].instructions()
+    starts += [i.imm[0] for i in init_instrs if i.op == "call" and isinstance(i.imm[0], int)
+               and i.imm[0] >= first and i.imm[0] not in record["functions"].values()]
+    writes = []
+    for funcidx in starts:
+        instrs = module.code[funcidx - first].instructions()
+        for pos in range(3, len(instrs)):
+            ins = instrs[pos]
+            if ins.op != "memory.init":
+                continue
+            window = instrs[pos - 3:pos]
+            if all(w.op == "i32.const" for w in window) and window[1].imm[0] == 0:
+                dst = int(window[0].imm[0]) & 0xFFFFFFFF
+                writes.append((int(ins.imm[0]), dst, int(window[2].imm[0])))
+    return writes
+
+
+def _probe_twin(module: Module, record: dict[str, Any]) -> tuple[bytes, int]:
+    """The output plus probe exports and one spare table slot; returns (bytes, slot)."""
+    module.add_export(Export(PROBE_SP, ExternKind.GLOBAL, record["stack_pointer"]))
+    module.add_export(Export(PROBE_BLOCK, ExternKind.GLOBAL,
+                             record["globals"]["threadify_block"]))
+    if record.get("tls_base") is not None:
+        module.add_export(Export(PROBE_TLS, ExternKind.GLOBAL, record["tls_base"]))
+    if module.num_imported(ExternKind.TABLE):
+        raise VerificationError("cannot verify a module whose function table is imported")
+    table = module.tables[0]
+    slot = table.min
+    module.tables[0] = TableType(table.elem, table.min + 1,
+                                 None if table.max is None else table.max + 1,
+                                 table.table64, table.init)
+    module.add_export(Export(PROBE_TABLE, ExternKind.TABLE, 0))
+    return module.encode(), slot
+
+
+def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyReport:
+    """Run the checks in the module docstring on ``output``; raise on the first failure."""
+    if threads < 1:
+        raise ThreadifyError("verify needs at least one thread")
+    report = VerifyReport()
+    engine = _engine()
+    validate(output, engine)
+    report.validated = True
+    report.checks.append("validates with threads enabled")
+
+    module = Module.decode(output)
+    payload = module.get_custom(abi.CUSTOM_SECTION)
+    if payload is None:
+        report.note = ("not rewritten by threadify (already thread-ready): validated only; its "
+                       "own thread start-up is not threadify's to check")
+        return report
+    record = read_section(payload)
+    twin, slot = _probe_twin(module, record)
+    _Run(engine, twin, slot, record, threads, timeout, report).run()
+    report.runtime_checked = True
+    return report
+
+
+class _Run:
+    """One verification run: the main instance, then two waves of thread instances."""
+
+    def __init__(self, engine: Any, twin: bytes, slot: int, record: dict[str, Any],
+                 threads: int, timeout: float, report: VerifyReport) -> None:
+        import wasmtime
+
+        from threadify.host.memory import SharedLinearMemory
+
+        self.wasmtime = wasmtime
+        self.engine = engine
+        self.record = record
+        self.slot = slot
+        self.threads = threads
+        self.timeout = timeout
+        self.report = report
+        self.decoded = Module.decode(twin)
+        try:
+            self.module = wasmtime.Module(engine, twin)
+        except wasmtime.WasmtimeError as error:
+            raise VerificationError(f"output does not compile: {_first_line(error)}") from None
+        memory_import = None
+        for imp in self.module.imports:
+            if isinstance(imp.type, wasmtime.MemoryType):
+                memory_import = imp
+        if memory_import is None:
+            raise VerificationError("output does not import its memory")
+        self.memory = SharedLinearMemory(engine, memory_import.type)
+        self.linker = wasmtime.Linker(engine)
+        store = wasmtime.Store(engine)
+        self.memory.define_in(self.linker, store._context(), memory_import.module,
+                              memory_import.name or "")
+        self.linker.define_unknown_imports_as_traps(self.module)
+        self.template = self._template()
+
+    def _template(self) -> bytes:
+        tdata = self.record.get("tdata")
+        size = int(self.record["tls_size"])
+        if tdata is None or size == 0:
+            return b""
+        init = bytes(self.decoded.data[int(tdata)].init)
+        return (init + bytes(size))[:size]
+
+    def _instantiate(self, store: Any) -> Any:
+        try:
+            return self.linker.instantiate(store, self.module)
+        except (self.wasmtime.WasmtimeError, self.wasmtime.Trap) as error:
+            raise VerificationError(f"instantiation failed: {_first_line(error)}") from None
+
+    def fail(self, what: str) -> None:
+        raise VerificationError(f"verify failed: {what}")
+
+    def run(self) -> None:
+        control = int(self.record["control_block"])
+        block_size = int(self.record["block_size"])
+        main_store = self.wasmtime.Store(self.engine)
+        main = self._instantiate(main_store)
+        mem = self.memory
+        if mem.u32(control + abi.CTRL_MAGIC) != abi.CONTROL_MAGIC:
+            self.fail("the control block was not initialised by the first instance")
+        if mem.u32(control + abi.CTRL_INIT_FLAG) != 2:
+            self.fail("the first instance did not finish initialising memory")
+        self.report.checks.append("first instance initialised memory and the control block")
+
+        # Overwrite data written at start-up; a later re-initialisation would restore it.
+        tdata = self.record.get("tdata")
+        marked = []
+        for seg, address, length in segment_writes(self.decoded, self.record):
+            if seg == tdata or length == 0:
+                continue
+            original = mem.read(address, length)
+            pattern = bytes((b ^ 0xA5) for b in original)
+            mem.write(address, pattern)
+            marked.append((address, pattern))
+
+        first = self._wave(1)
+        blocks1 = sorted(o.block for o in first)
+        self._check_wave(first, control, block_size)
+        created = mem.u32(control + abi.CTRL_BLOCKS_CREATED)
+        if created != self.threads:
+            self.fail(f"{created} thread blocks created for {self.threads} threads")
+        second = self._wave(1 + self.threads)
+        self._check_wave(second, control, block_size)
+        blocks2 = sorted(o.block for o in second)
+        if blocks2 != blocks1 or mem.u32(control + abi.CTRL_BLOCKS_CREATED) != self.threads:
+            self.fail("released thread blocks were not reused by the next threads")
+        self.report.checks.append("released blocks reused (and their TLS re-initialised)")
+        if mem.u32(control + abi.CTRL_BLOCKS_LIVE) != 0:
+            self.fail("thread blocks still marked live after every thread ended")
+
+        for address, pattern in marked:
+            if mem.read(address, len(pattern)) != pattern:
+                self.fail(f"data at {address:#x} was written again by a later instance "
+                          "(data segments must be written exactly once)")
+        self.report.checks.append(f"data written exactly once ({len(marked)} segments "
+                                  "watched)")
+
+        before = mem.read(control, 32)
+        destroy = main.exports(main_store)[abi.EXPORT_DESTROY]
+        destroy(main_store)
+        if mem.read(control, 32) != before:
+            self.fail("threadify_thread_destroy on the main instance changed the free list")
+        self.report.checks.append("destroy is a no-op on the main instance")
+        self.report.threads_per_wave = self.threads
+        self.report.blocks = blocks1
+
+    def _check_wave(self, wave: list[ThreadObservation], control: int, size: int) -> None:
+        for obs in wave:
+            if obs.error:
+                self.fail(f"thread {obs.tid}: {obs.error}")
+        blocks = sorted(o.block for o in wave)
+        if len(set(blocks)) != len(blocks):
+            self.fail("two threads got the same stack/TLS block")
+        for low, high in zip(blocks, blocks[1:]):
+            if low + size > high:
+                self.fail(f"thread blocks at {low:#x} and {high:#x} overlap")
+        floor = control + abi.CONTROL_PAGES * abi.PAGE
+        stack_top = int(self.record["stack_top"])
+        tls_offset = int(self.record["tls_offset"])
+        for obs in wave:
+            if obs.block < floor:
+                self.fail(f"thread {obs.tid}'s block {obs.block:#x} overlaps the module's data, "
+                          "the main stack or the control block")
+            if obs.block % abi.PAGE:
+                self.fail(f"thread {obs.tid}'s block {obs.block:#x} is not page aligned")
+            if obs.stack_pointer != obs.block + stack_top:
+                self.fail(f"thread {obs.tid}'s stack pointer {obs.stack_pointer:#x} is not the "
+                          f"top of its own stack ({obs.block + stack_top:#x})")
+            if self.template:
+                if obs.tls_base != obs.block + tls_offset:
+                    self.fail(f"thread {obs.tid}'s TLS base {obs.tls_base!s} is not in its own "
+                              "block")
+                if not obs.tls_ok:
+                    self.fail(f"thread {obs.tid}'s TLS block differs from the .tdata template")
+        self.report.checks.append(f"{len(wave)} concurrent threads: distinct, non-overlapping "
+                                  "stacks and TLS blocks past data and main stack; TLS = template")
+
+    def _wave(self, first_tid: int) -> list[ThreadObservation]:
+        wasmtime = self.wasmtime
+        barrier = threading.Barrier(self.threads)
+        control = int(self.record["control_block"])
+        observations = [ThreadObservation(first_tid + i) for i in range(self.threads)]
+        template = self.template
+        tls_size = len(template)
+        mem = self.memory
+
+        def probe(caller: Any, arg: int) -> None:
+            obs = observations[arg]
+            try:
+                obs.stack_pointer = caller.get(PROBE_SP).value(caller) & 0xFFFFFFFF
+                obs.block = caller.get(PROBE_BLOCK).value(caller) & 0xFFFFFFFF
+                tls = caller.get(PROBE_TLS)
+                if tls is not None:
+                    obs.tls_base = tls.value(caller) & 0xFFFFFFFF
+                    if tls_size:
+                        obs.tls_ok = mem.read(obs.tls_base, tls_size) == template
+                barrier.wait(self.timeout)
+                if obs.tls_base is not None and tls_size:
+                    mem.write(obs.tls_base, b"\xee" * tls_size)  # dirty it for the reuse wave
+            except threading.BrokenBarrierError:
+                obs.error = "fewer threads than expected were running at the same time"
+            except Exception as error:  # never let an exception into wasmtime
+                obs.error = f"probe failed: {error}"
+
+        def thread_main(index: int) -> None:
+            obs = observations[index]
+            try:
+                store = wasmtime.Store(self.engine)
+                instance = self._instantiate(store)
+                exports = instance.exports(store)
+                func = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []),
+                                     probe, access_caller=True)
+                exports[PROBE_TABLE].set(store, self.slot, func)
+                struct_at = control + SCRATCH_OFFSET + 8 * (obs.tid % 256)
+                mem.write(struct_at, struct.pack("<II", self.slot, index))
+                exports[abi.EXPORT_THREAD_START](store, obs.tid, struct_at)
+            except VerificationError as error:
+                obs.error = error.problem
+            except Exception as error:
+                obs.error = f"thread start-up trapped: {_first_line(error)}"
+                barrier.abort()
+
+        workers = [threading.Thread(target=thread_main, args=(i,), daemon=True,
+                                    name=f"threadify-verify-{i}")
+                   for i in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(self.timeout)
+            if worker.is_alive():
+                self.fail(f"a thread did not finish within {self.timeout:.0f} s (deadlock in "
+                          "thread start-up or release?)")
+        return observations
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
