@@ -1,0 +1,590 @@
+"""The :class:`Module`: a lazily decoded, exactly re-encodable WebAssembly core module.
+
+Decoding only splits the module into sections (id, exact header bytes, zero-copy payload view);
+a known section's items are decoded the first time they are accessed, and custom sections are
+never looked into unless asked for by name. On encode a section whose items compare equal to
+the snapshot taken when they were decoded is emitted from its original bytes; a changed section
+is rebuilt, and inside it every item that is still the one decoded is emitted from its own
+original bytes. So ``Module.decode(b).encode() == b`` for any module, and a change costs only
+the re-encoding of what changed.
+
+Lazy decoding means that an error inside a section's items (for instance a malformed import)
+is raised when that section is first accessed, not by :meth:`Module.decode`. Use
+``Module.decode(data, eager=True)`` or :meth:`Module.decode_all` to check everything at once,
+including every function body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+from threadify.errors import UnsupportedModuleError, WasmDecodeError
+from threadify.wasm import sections as S
+from threadify.wasm.code import FunctionBody
+from threadify.wasm.instructions import Instr
+from threadify.wasm.reader import Reader
+from threadify.wasm.types import (
+    DataSegment,
+    Export,
+    ExternKind,
+    FuncType,
+    Global,
+    GlobalType,
+    Import,
+    MemoryType,
+    RawType,
+    TableType,
+)
+from threadify.wasm.writer import name as encode_name
+from threadify.wasm.writer import uleb, uleb_width
+
+MAGIC = b"\0asm"
+VERSION = b"\x01\0\0\0"
+
+
+def _header(section_id: int, size: int, width: int | None = None) -> bytes:
+    """Section header; keeps the original size-LEB width when the new size still fits."""
+    if width is not None and uleb_width(size) <= width:
+        return bytes((section_id,)) + uleb(size, width)
+    return bytes((section_id,)) + uleb(size)
+
+
+class _Section:
+    """A section as found in the input (``payload`` is a view into it) or created by a pass."""
+
+    def __init__(self, section_id: int, offset: int, header: memoryview | None,
+                 payload: memoryview | None) -> None:
+        self.id = section_id
+        self.offset = offset  # absolute offset of the section's first byte (its id)
+        self.header = header
+        self.payload = payload
+
+    @property
+    def payload_offset(self) -> int:
+        return self.offset + (len(self.header) if self.header is not None else 0)
+
+    def _size_width(self) -> int | None:
+        if self.header is None:
+            return None
+        return len(self.header) - 1
+
+    def changed(self) -> bool:
+        return False
+
+    def emit(self, parts: list[bytes | memoryview], fresh: bool = False) -> None:
+        assert self.header is not None and self.payload is not None
+        parts.append(self.header)
+        parts.append(self.payload)
+
+    def decode_all(self) -> None:
+        pass
+
+
+class _VectorSection(_Section):
+    """A known section holding a vector of items, decoded on first access."""
+
+    def __init__(self, section_id: int, offset: int, header: memoryview | None,
+                 payload: memoryview | None) -> None:
+        super().__init__(section_id, offset, header, payload)
+        self.reader, self.encoder, self.min_size = S.VECTOR_CODECS[section_id]
+        self._items: list[Any] | None = None
+        self._snapshot: list[Any] = []
+        self._entries: list[tuple[int, int, int] | None] = []
+        self._count_width: int | None = None
+
+    @property
+    def items(self) -> list[Any]:
+        if self._items is None:
+            self._decode()
+        assert self._items is not None
+        return self._items
+
+    def _decode(self) -> None:
+        items: list[Any] = []
+        # per item index: (number of items, start, end) of the entry that begins there; an
+        # entry holds several items only in the compact import encoding
+        entries: list[tuple[int, int, int] | None] = []
+        if self.payload is not None:
+            r = Reader(self.payload, base=self.payload_offset)
+            what = f"a {S.SECTION_NAMES[self.id]} section item count"
+            n = r.count(what, self.min_size)
+            self._count_width = r.pos
+            read = self.reader
+            for _ in range(n):
+                start = r.pos
+                item = read(r)
+                if isinstance(item, list):
+                    entries.append((len(item), start, r.pos))
+                    entries.extend([None] * (len(item) - 1))
+                    items.extend(item)
+                else:
+                    entries.append((1, start, r.pos))
+                    items.append(item)
+            if not r.at_end():
+                raise r.error(f"the end of the {S.SECTION_NAMES[self.id]} section "
+                              f"({r.remaining()} bytes left after its last item)")
+        self._entries = entries
+        self._snapshot = list(items)
+        self._items = items
+
+    def changed(self) -> bool:
+        return self._items is not None and self._items != self._snapshot
+
+    def _unchanged_entry(self, i: int) -> tuple[int, int, int] | None:
+        """The original entry starting at item ``i`` if all its items are still in place."""
+        if i >= len(self._entries):
+            return None
+        entry = self._entries[i]
+        if entry is None:
+            return None
+        items, snap = self._items, self._snapshot
+        assert items is not None
+        n = entry[0]
+        if i + n > len(items):
+            return None
+        for j in range(i, i + n):
+            if not (items[j] is snap[j] or items[j] == snap[j]):
+                return None
+        return entry
+
+    def emit(self, parts: list[bytes | memoryview], fresh: bool = False) -> None:
+        if not fresh and not self.changed():
+            if self.header is not None:
+                super().emit(parts)
+            return
+        items = self.items
+        if not items:
+            return  # an emptied section is dropped
+        encoder = self.encoder
+        if fresh and self.id == S.CODE:
+            encoder = _fresh_code
+        body: list[bytes | memoryview] = []
+        payload = self.payload
+        count = 0
+        run_start = run_end = -1  # a run of untouched entries, emitted as one slice
+        i = 0
+        while i < len(items):
+            entry = None if fresh else self._unchanged_entry(i)
+            if entry is not None:
+                n, s, e = entry
+                i += n
+                count += 1
+                if s == run_end:
+                    run_end = e
+                    continue
+                if run_start >= 0:
+                    assert payload is not None
+                    body.append(payload[run_start:run_end])
+                run_start, run_end = s, e
+                continue
+            if run_start >= 0:
+                assert payload is not None
+                body.append(payload[run_start:run_end])
+                run_start = run_end = -1
+            body.append(encoder(items[i]))
+            i += 1
+            count += 1
+        if run_start >= 0:
+            assert payload is not None
+            body.append(payload[run_start:run_end])
+        width = self._count_width
+        if width is not None and uleb_width(count) <= width:
+            head = uleb(count, width)  # keeps existing bodies at their offsets (DWARF)
+        else:
+            head = uleb(count)
+        size = len(head) + sum(len(b) for b in body)
+        parts.append(_header(self.id, size, self._size_width()))
+        parts.append(head)
+        parts.extend(body)
+
+    def decode_all(self) -> None:
+        for item in self.items:
+            if isinstance(item, FunctionBody):
+                item.instructions()
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Byte spans of the decoded entries inside the payload."""
+        self.items  # noqa: B018 - decode
+        return [(s, e) for entry in self._entries if entry is not None for _n, s, e in [entry]]
+
+
+def _fresh_code(body: FunctionBody) -> bytes:
+    """A body re-encoded from its decoded instructions, ignoring their original bytes."""
+    instrs = [Instr(i.op, i.imm) for i in body.instructions()]
+    return S.encode_code(FunctionBody.build(body.locals(), instrs))
+
+
+class _ScalarSection(_Section):
+    """The start and data-count sections: one u32."""
+
+    def __init__(self, section_id: int, offset: int, header: memoryview | None,
+                 payload: memoryview | None) -> None:
+        super().__init__(section_id, offset, header, payload)
+        self._original: int | None = None
+        self._value: int | None = None
+        self._decoded = payload is None
+
+    @property
+    def value(self) -> int | None:
+        if not self._decoded:
+            assert self.payload is not None
+            r = Reader(self.payload, base=self.payload_offset)
+            v = r.u32(f"a {S.SECTION_NAMES[self.id]} section value")
+            if not r.at_end():
+                raise r.error(f"the end of the {S.SECTION_NAMES[self.id]} section")
+            self._original = self._value = v
+            self._decoded = True
+        return self._value
+
+    @value.setter
+    def value(self, v: int | None) -> None:
+        self.value  # noqa: B018 - decode the original first
+        self._value = v
+
+    def changed(self) -> bool:
+        return self._decoded and self._value != self._original
+
+    def emit(self, parts: list[bytes | memoryview], fresh: bool = False) -> None:
+        if not (fresh and self.header is not None) and not self.changed():
+            if self.header is not None:
+                super().emit(parts)
+            return
+        value = self.value
+        if value is not None:
+            body = uleb(value)
+            parts.append(_header(self.id, len(body)))
+            parts.append(body)
+
+    def decode_all(self) -> None:
+        self.value  # noqa: B018
+
+
+class _CustomSection(_Section):
+    def __init__(self, offset: int, header: memoryview | None, payload: memoryview | None,
+                 name: str, data: memoryview | bytes) -> None:
+        super().__init__(S.CUSTOM, offset, header, payload)
+        self.name = name
+        self.data = data
+        self._new: bytes | None = None  # replacement contents
+
+    def contents(self) -> bytes | memoryview:
+        return self.data if self._new is None else self._new
+
+    def changed(self) -> bool:
+        return self._new is not None
+
+    def emit(self, parts: list[bytes | memoryview], fresh: bool = False) -> None:
+        if self._new is None:
+            super().emit(parts)
+            return
+        body = encode_name(self.name) + self._new
+        parts.append(_header(S.CUSTOM, len(body)))
+        parts.append(body)
+
+
+def _make_known(section_id: int, offset: int, header: memoryview | None,
+                payload: memoryview | None) -> _Section:
+    if section_id in S.SCALAR_SECTIONS:
+        return _ScalarSection(section_id, offset, header, payload)
+    return _VectorSection(section_id, offset, header, payload)
+
+
+def _items_property(section_id: int, doc: str) -> Any:
+    def getter(self: Module) -> list[Any]:
+        return cast(_VectorSection, self._known_section(section_id)).items
+
+    return property(getter, doc=doc)
+
+
+class Module:
+    """A WebAssembly core module. Build one with :meth:`Module.decode`."""
+
+    types: list[FuncType | RawType] = _items_property(S.TYPE, "Type section entries.")
+    imports: list[Import] = _items_property(S.IMPORT, "Imports, in order.")
+    functions: list[int] = _items_property(
+        S.FUNCTION, "Type index of each defined function.")
+    tables: list[TableType] = _items_property(S.TABLE, "Defined tables.")
+    memories: list[MemoryType] = _items_property(S.MEMORY, "Defined memories.")
+    tags: list[bytes] = _items_property(
+        S.TAG, "Defined tags, each the raw tag type (attribute byte 0, type index LEB).")
+    globals: list[Global] = _items_property(S.GLOBAL, "Defined globals.")
+    exports: list[Export] = _items_property(S.EXPORT, "Exports, in order.")
+    elements: list[bytes] = _items_property(
+        S.ELEMENT, "Element segments, each kept as its raw encoding.")
+    code: list[FunctionBody] = _items_property(S.CODE, "Bodies of the defined functions.")
+    data: list[DataSegment] = _items_property(S.DATA, "Data segments.")
+
+    def __init__(self, data: bytes | memoryview, sections: list[_Section]) -> None:
+        self._input = data
+        self._sections = sections
+        self._known: dict[int, _Section] = {s.id: s for s in sections if s.id != S.CUSTOM}
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview, eager: bool = False) -> Module:
+        """Split ``data`` into sections. With ``eager``, also decode every item (see
+        :meth:`decode_all`) so that any malformation is reported now."""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        view = memoryview(data)
+        if len(data) < 4 or data[:4] != MAGIC:
+            raise WasmDecodeError(0, "WebAssembly module magic \\0asm")
+        if len(data) < 8:
+            raise WasmDecodeError(4, "a 4-byte version after the magic")
+        if data[4:8] != VERSION:
+            if data[6:8] == b"\x01\x00":
+                raise WasmDecodeError(4, "version 1 (this is a component, not a core module)")
+            version = int.from_bytes(data[4:8], "little")
+            raise WasmDecodeError(4, f"version 1 (got {version})")
+        r = Reader(view, 8)
+        sections: list[_Section] = []
+        last_rank = 0
+        seen: set[int] = set()
+        while not r.at_end():
+            start = r.pos
+            sid = r.u8("a section id")
+            size = r.u32("a section size")
+            if size > r.remaining():
+                raise r.error(f"a section of {size} bytes (only {r.remaining()} left)", start + 1)
+            header = view[start:r.pos]
+            payload = view[r.pos:r.pos + size]
+            if sid == S.CUSTOM:
+                pr = Reader(payload, base=r.pos)
+                cname = pr.name("a custom section name")
+                sections.append(_CustomSection(start, header, payload, cname, payload[pr.pos:]))
+            else:
+                rank = S.CANONICAL_RANK.get(sid)
+                if rank is None:
+                    raise r.error(f"a known section id (got {sid})", start)
+                if sid in seen:
+                    raise r.error(f"at most one {S.SECTION_NAMES[sid]} section", start)
+                if rank < last_rank:
+                    raise r.error(f"sections in order ({S.SECTION_NAMES[sid]} section is out "
+                                  "of place)", start)
+                seen.add(sid)
+                last_rank = rank
+                sections.append(_make_known(sid, start, header, payload))
+            r.pos += size
+        module = cls(data, sections)
+        if eager:
+            module.decode_all()
+        return module
+
+    def decode_all(self) -> None:
+        """Decode every known section's items and every function body, raising
+        :class:`~threadify.errors.WasmDecodeError` on the first malformation."""
+        for s in list(self._sections):
+            s.decode_all()
+
+    # -- encoding -----------------------------------------------------------------------------
+
+    def chunks(self, fresh: bool = False) -> Iterator[bytes | memoryview]:
+        """The encoded module as a sequence of byte chunks (for writing without joining)."""
+        parts: list[bytes | memoryview] = [MAGIC + VERSION]
+        for s in self._sections:
+            s.emit(parts, fresh)
+        return iter(parts)
+
+    def encode(self, fresh: bool = False) -> bytes:
+        """The module's bytes; the input object itself when nothing was changed.
+
+        ``fresh=True`` ignores the original bytes of known sections and re-encodes every item
+        (and every instruction) from its decoded value with minimal LEBs: the output means the
+        same but is not byte-identical. It exists to test the encoders."""
+        if (not fresh and isinstance(self._input, bytes)
+                and not any(s.changed() for s in self._sections)):
+            return self._input
+        return b"".join(self.chunks(fresh))
+
+    # -- sections -----------------------------------------------------------------------------
+
+    def _known_section(self, section_id: int) -> _Section:
+        s = self._known.get(section_id)
+        if s is None:
+            s = _make_known(section_id, -1, None, None)
+            rank = S.CANONICAL_RANK[section_id]
+            pos = None
+            for i, other in enumerate(self._sections):
+                if other.id != S.CUSTOM and S.CANONICAL_RANK[other.id] < rank:
+                    pos = i + 1
+            if pos is None:
+                pos = next((i for i, o in enumerate(self._sections)
+                            if o.id != S.CUSTOM and S.CANONICAL_RANK[o.id] > rank),
+                           len(self._sections))
+            self._sections.insert(pos, s)
+            self._known[section_id] = s
+        return s
+
+    def section_ids(self) -> list[int]:
+        """Ids of the sections the encoded module will contain, in order (0 = custom)."""
+        out = []
+        for s in self._sections:
+            parts: list[bytes | memoryview] = []
+            s.emit(parts)
+            if parts:
+                out.append(s.id)
+        return out
+
+    def code_body_offsets(self) -> list[int]:
+        """Offset of each function body (after its size LEB) from the start of the code
+        section's payload, as decoded -- the offsets DWARF refers to."""
+        s = self._known.get(S.CODE)
+        if s is None or s.header is None:
+            return []
+        assert isinstance(s, _VectorSection)
+        out = []
+        for (start, _end), body in zip(s.spans(), s._snapshot, strict=True):
+            out.append(start + (_end - start - len(body.raw)))
+        return out
+
+    @property
+    def start(self) -> int | None:
+        """The start function's index, or None; assigning None removes the start section."""
+        return cast(_ScalarSection, self._known_section(S.START)).value
+
+    @start.setter
+    def start(self, value: int | None) -> None:
+        cast(_ScalarSection, self._known_section(S.START)).value = value
+
+    @property
+    def data_count(self) -> int | None:
+        """The data-count section's value, or None; assigning None removes the section."""
+        return cast(_ScalarSection, self._known_section(S.DATACOUNT)).value
+
+    @data_count.setter
+    def data_count(self, value: int | None) -> None:
+        cast(_ScalarSection, self._known_section(S.DATACOUNT)).value = value
+
+    # -- custom sections ----------------------------------------------------------------------
+
+    def _customs(self) -> Iterator[_CustomSection]:
+        for s in self._sections:
+            if isinstance(s, _CustomSection):
+                yield s
+
+    def custom_sections(self) -> list[tuple[str, bytes]]:
+        """``(name, contents)`` of every custom section, in module order."""
+        return [(s.name, bytes(s.contents())) for s in self._customs()]
+
+    def get_custom(self, name: str) -> bytes | None:
+        """Contents of the first custom section called ``name``, or None."""
+        for s in self._customs():
+            if s.name == name:
+                return bytes(s.contents())
+        return None
+
+    def set_custom(self, name: str, payload: bytes) -> None:
+        """Replace the first custom section called ``name`` in place, or append one at the end.
+        Setting the contents it already has changes nothing."""
+        for s in self._customs():
+            if s.name == name:
+                if s.contents() != payload:
+                    s._new = bytes(payload)
+                return
+        s = _CustomSection(-1, None, None, name, b"")
+        s._new = bytes(payload)
+        self._sections.append(s)
+
+    def remove_custom(self, name: str) -> None:
+        """Remove every custom section called ``name``."""
+        self._sections = [s for s in self._sections
+                          if not (isinstance(s, _CustomSection) and s.name == name)]
+
+    def names(self) -> Any:
+        """The decoded ``name`` section (:class:`~threadify.wasm.names.NameSection`) or None."""
+        from threadify.wasm.names import NameSection
+
+        raw = self.get_custom("name")
+        return None if raw is None else NameSection.decode(raw)
+
+    def set_names(self, ns: Any) -> None:
+        self.set_custom("name", ns.encode())
+
+    # -- index spaces -------------------------------------------------------------------------
+
+    def num_imported(self, kind: ExternKind) -> int:
+        return sum(1 for i in self.imports if i.kind == kind)
+
+    def type_count(self) -> int:
+        """Number of type indices defined (a rec group counts all its types)."""
+        return sum(1 if isinstance(t, FuncType) else t.count for t in self.types)
+
+    def type_at(self, type_index: int) -> FuncType | RawType:
+        """The type-section entry that defines ``type_index``."""
+        i = 0
+        for t in self.types:
+            n = 1 if isinstance(t, FuncType) else t.count
+            if type_index < i + n:
+                return t
+            i += n
+        raise UnsupportedModuleError(f"type index {type_index} is out of range ({i} types)")
+
+    def func_type(self, funcidx: int) -> FuncType:
+        """Type of function ``funcidx`` (imported functions come first)."""
+        type_index = self.func_type_index(funcidx)
+        t = self.type_at(type_index)
+        if not isinstance(t, FuncType):
+            raise UnsupportedModuleError(
+                f"function {funcidx} has a GC/rec-group type (type {type_index})")
+        return t
+
+    def func_type_index(self, funcidx: int) -> int:
+        """Type index of function ``funcidx``."""
+        n = 0
+        for imp in self.imports:
+            if imp.kind == ExternKind.FUNC:
+                if n == funcidx:
+                    return cast(int, imp.desc)
+                n += 1
+        local = funcidx - n
+        if not 0 <= local < len(self.functions):
+            raise UnsupportedModuleError(f"function index {funcidx} is out of range")
+        return self.functions[local]
+
+    def global_type(self, globalidx: int) -> GlobalType:
+        n = 0
+        for imp in self.imports:
+            if imp.kind == ExternKind.GLOBAL:
+                if n == globalidx:
+                    return cast(GlobalType, imp.desc)
+                n += 1
+        local = globalidx - n
+        if not 0 <= local < len(self.globals):
+            raise UnsupportedModuleError(f"global index {globalidx} is out of range")
+        return self.globals[local].type
+
+    # -- adding -------------------------------------------------------------------------------
+
+    def add_type(self, ft: FuncType) -> int:
+        """Index of a plain function type equal to ``ft``, appending one if none exists."""
+        i = 0
+        for t in self.types:
+            if isinstance(t, FuncType):
+                if t == ft:
+                    return i
+                i += 1
+            else:
+                i += t.count
+        self.types.append(ft)
+        return i
+
+    def add_function(self, type_index: int, body: FunctionBody) -> int:
+        """Append a defined function; returns its function index."""
+        self.functions.append(type_index)
+        self.code.append(body)
+        return self.num_imported(ExternKind.FUNC) + len(self.functions) - 1
+
+    def add_global(self, g: Global) -> int:
+        self.globals.append(g)
+        return self.num_imported(ExternKind.GLOBAL) + len(self.globals) - 1
+
+    def add_export(self, e: Export) -> None:
+        if any(x.name == e.name for x in self.exports):
+            raise ValueError(f"export {e.name!r} already exists")
+        self.exports.append(e)
+
+    def find_export(self, name: str) -> Export | None:
+        return next((e for e in self.exports if e.name == name), None)
+

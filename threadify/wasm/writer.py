@@ -1,0 +1,50 @@
+"""Encoding of WebAssembly binary primitives (minimal LEB128 unless a width is asked for)."""
+
+from __future__ import annotations
+
+_SMALL_ULEB = [bytes((i,)) for i in range(128)]
+
+
+def uleb(value: int, width: int | None = None) -> bytes:
+    """Unsigned LEB128; with ``width``, padded to exactly ``width`` bytes (it must fit)."""
+    if value < 0:
+        raise ValueError(f"negative value {value} for an unsigned LEB128")
+    if width is None and value < 128:
+        return _SMALL_ULEB[value]
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value == 0 and (width is None or len(out) + 1 >= width):
+            out.append(b)
+            break
+        out.append(b | 0x80)
+    if width is not None and len(out) != width:
+        raise ValueError(f"value does not fit in a {width}-byte LEB128")
+    return bytes(out)
+
+
+def uleb_width(value: int) -> int:
+    """Number of bytes of the minimal unsigned LEB128 of ``value``."""
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def sleb(value: int) -> bytes:
+    """Minimal signed LEB128."""
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if (value == 0 and not b & 0x40) or (value == -1 and b & 0x40):
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def name(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return uleb(len(raw)) + raw
+
+
+def vec(items: list[bytes]) -> bytes:
+    return uleb(len(items)) + b"".join(items)
