@@ -45,7 +45,7 @@ def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
             return 0
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _no_finalizer(env: int | None) -> None:
     """Handlers live as long as the process (a run is one process)."""
 

@@ -71,7 +71,7 @@ def _cache_key(data: bytes) -> str:
     from wasmtime import _ffi
 
     digest = hashlib.sha256(data)
-    lib = getattr(_ffi, "filename", None) or getattr(getattr(_ffi, "dll", None), "_name", "")
+    lib = str(getattr(_ffi, "filename", "") or "")
     try:
         st = os.stat(lib)
         digest.update(f"{lib}:{st.st_size}:{st.st_mtime_ns}".encode())

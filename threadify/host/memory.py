@@ -62,7 +62,7 @@ class SharedLinearMemory:
     def as_extern(self) -> Any:
         """The extern that links this memory (the part wasmtime-py 50 gets wrong)."""
         ext = ffi.wasmtime_extern_t()
-        ext.kind = ffi.WASMTIME_EXTERN_SHAREDMEMORY.value
+        ext.kind = ffi.WASMTIME_EXTERN_SHAREDMEMORY.value  # type: ignore[assignment]
         ext.of.sharedmemory = self.ptr
         return ext
 

@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from threadify.errors import ThreadifyError
-from threadify.host import loading, termination
+from threadify.host import DEFAULT_MAX_THREADS, loading, termination
 from threadify.host.linking import define, define_wasi
 from threadify.host.memory import SharedLinearMemory
 from threadify.host.sandbox import Preopen
-
-DEFAULT_MAX_THREADS = 128
 
 
 def parse_env(items: Sequence[str]) -> list[tuple[str, str]]:

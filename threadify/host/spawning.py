@@ -42,7 +42,7 @@ class Instance:
     __slots__ = ("store", "context", "func", "_extern")
 
     def __init__(self, engine_ptr: Any, pre_ptr: Any, export: bytes) -> None:
-        self.store = ffi.wasmtime_store_new(engine_ptr, None, _NULL_FINALIZER)
+        self.store: Any = ffi.wasmtime_store_new(engine_ptr, None, _NULL_FINALIZER)
         self.context = ffi.wasmtime_store_context(self.store)
         instance = ffi.wasmtime_instance_t()
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
@@ -56,7 +56,7 @@ class Instance:
         self._extern = ffi.wasmtime_extern_t()
         found = ffi.wasmtime_instance_export_get(self.context, ctypes.byref(instance), export,
                                                  len(export), ctypes.byref(self._extern))
-        if not found or self._extern.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+        if not found or int(self._extern.kind) != ffi.WASMTIME_EXTERN_FUNC.value:
             self.close()
             raise InstanceFailed(f"no function export {export.decode()}")
         self.func = self._extern.of.func
