@@ -363,5 +363,9 @@ class _Run:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """The informative line of a wasmtime error: the trap reason, not the backtrace header."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    for line in lines:
+        if "wasm trap:" in line:
+            return line
+    return lines[-1] if lines else type(error).__name__
