@@ -107,7 +107,7 @@ CASES = [(fixture, *case) for fixture in FIXTURES_UNDER_TEST for case in SABOTAG
 
 
 @pytest.mark.parametrize("fixture,function,patch,message", CASES,
-                         ids=[f"{c[0]}-{c[1]}-{c[2].split('|')[0]}" for c in CASES])
+                         ids=[f"{c[0]}-{c[1]}-{c[3].split('|')[0]}" for c in CASES])
 def test_verify_catches_broken_injected_code(fixture: str, function: str, patch: Patch,
                                              message: str) -> None:
     output = threadify.transform((FIXTURES / fixture).read_bytes())
