@@ -30,7 +30,6 @@ from tests.tooling import (
     print_wat,
     run_wasmtime,
     wasm_tools,
-    wasmtime_cli,
     wat2wasm,
 )
 
@@ -280,15 +279,6 @@ def test_custom_sections(shapes: dict[str, Shape], folder: Path, module: dict[st
 # --------------------------------------------------------------------------------------------
 
 
-def _cli_run(version: str, path: Path) -> subprocess.CompletedProcess[str]:
-    """Runs a WASI-threads module on a wasmtime CLI; 36.x has no `-W shared-memory` switch."""
-    if version.startswith("36."):
-        cmd = [str(wasmtime_cli(version)), "run", "-C", "cache=n", "-W", "threads=y",
-               "-S", "threads=y", str(path)]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    return run_wasmtime(version, path)
-
-
 RUNNABLE = [(f, m) for f, m in MODULES if m["runs_as_is"]]
 
 
@@ -296,7 +286,7 @@ RUNNABLE = [(f, m) for f, m in MODULES if m["runs_as_is"]]
 @pytest.mark.parametrize(("folder", "module"), RUNNABLE,
                          ids=[f"{f.name}/{m['file']}" for f, m in RUNNABLE])
 def test_class_c_runs_unchanged(folder: Path, module: dict[str, Any], version: str) -> None:
-    proc = _cli_run(version, folder / module["file"])
+    proc = run_wasmtime(version, folder / module["file"])
     assert proc.returncode == module["exit_code"], proc.stderr[-2000:]
     assert proc.stdout.strip() == module["stdout"]
 
