@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from tests.tooling import FIXTURES, wasm_tools
@@ -30,7 +30,7 @@ FEATURE_SETS: dict[str, list[str]] = {
 SEEDS_PER_SET = 20
 
 
-@lru_cache(maxsize=None)
+@cache
 def smith_module(feature_set: str, seed: int) -> bytes | None:
     """A deterministic random valid module (None when smith declines the seed)."""
     data = random.Random(f"{feature_set}-{seed}").randbytes(400 + 150 * seed)

@@ -1,0 +1,214 @@
+"""Changing modules: appended functions/globals/types/exports, memory import conversion,
+scalar and custom sections, names/producers/target_features."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tooling import assert_valid, print_wat, wat2wasm
+from tests.wasm.corpus import DATA
+from threadify.wasm import (
+    I32,
+    Export,
+    ExternKind,
+    FunctionBuilder,
+    FuncType,
+    Global,
+    GlobalType,
+    Import,
+    Instr,
+    MemoryType,
+    Module,
+    NameSection,
+    Producers,
+    TargetFeatures,
+)
+
+DEBUG = DATA / "tls_atomics.debug.wasm"
+
+
+def test_append_function_global_type_export_keeps_body_offsets() -> None:
+    data = DEBUG.read_bytes()
+    m = Module.decode(data)
+    offsets = m.code_body_offsets()
+    count = len(m.code)
+
+    b = FunctionBuilder([I32], [I32])
+    tmp = b.local(I32)
+    with b.block():
+        b.emit("local.get", 0).emit("i32.eqz").emit("br_if", 0)
+        b.emit("local.get", 0).emit("i32.const", -1).emit("i32.add").emit("local.set", tmp)
+    b.emit("local.get", tmp)
+    with b.if_(I32):
+        b.emit("i32.const", 1)
+        b.else_()
+        b.emit("i32.const", 1024).emit("i32.atomic.load", 2, 0, 0)
+    gidx = m.add_global(Global(GlobalType(I32, True), bytes([0x41, 0x2A, 0x0B])))
+    b.emit("global.get", gidx).emit("i32.add")
+    tidx = m.add_type(b.func_type)
+    assert m.add_type(b.func_type) == tidx  # reused, not duplicated
+    fidx = m.add_function(tidx, b.finish())
+    assert m.func_type(fidx) == FuncType((I32,), (I32,))
+    m.add_export(Export("threadify_helper", ExternKind.FUNC, fidx))
+    with pytest.raises(ValueError):
+        m.add_export(Export("threadify_helper", ExternKind.FUNC, fidx))
+    ns = m.names()
+    assert ns is not None
+    ns.functions[fidx] = "threadify_helper_fn"
+    ns.globals[gidx] = "threadify_counter"
+    m.set_names(ns)
+
+    out = m.encode()
+    assert_valid(out)
+    m2 = Module.decode(out, eager=True)
+    assert len(m2.code) == count + 1
+    assert m2.code_body_offsets()[:count] == offsets
+    assert m2.code[:count] == m.code[:count]
+    # DWARF sections untouched, byte for byte and in place
+    assert [n for n, _ in m2.custom_sections()] == [n for n, _ in m.custom_sections()]
+    for name, payload in Module.decode(data).custom_sections():
+        if name.startswith(".debug"):
+            assert m2.get_custom(name) == payload
+    wat = print_wat(out)
+    assert "$threadify_helper_fn" in wat and "$threadify_counter" in wat
+    assert '(export "threadify_helper"' in wat
+
+
+def test_code_count_width_is_kept() -> None:
+    """A padded code-section count keeps its width, so bodies do not move."""
+    wat = "(module " + "".join(f"(func (result i32) i32.const {i})" for i in range(3)) + ")"
+    data = bytearray(wat2wasm(wat))
+    m = Module.decode(bytes(data))
+    s = m._known[10]
+    # rewrite the code section with a 3-byte count (non-minimal LEB, still valid)
+    payload = bytes(s.payload)
+    padded = bytes([0x83, 0x80, 0x00]) + payload[1:]
+    start = s.offset
+    data = data[:start] + bytes([10, len(padded)]) + padded
+    assert_valid(bytes(data))
+    m = Module.decode(bytes(data))
+    assert m.encode() == bytes(data)
+    before = m.code_body_offsets()
+    m.add_function(0, FunctionBuilder([], [I32]).emit("i32.const", 9).finish())
+    out = m.encode()
+    assert_valid(out)
+    assert Module.decode(out).code_body_offsets()[:3] == before
+
+
+def test_defined_memory_becomes_imported() -> None:
+    data = (DATA / "tls_atomics.defined.wasm").read_bytes()
+    m = Module.decode(data)
+    (mem,) = m.memories
+    assert mem.shared and mem.max is not None
+    m.memories.clear()
+    m.imports.append(Import("env", "memory", ExternKind.MEMORY, mem))
+    out = m.encode()
+    assert_valid(out)
+    m2 = Module.decode(out, eager=True)
+    assert m2.memories == []
+    assert m2.imports[-1] == Import("env", "memory", ExternKind.MEMORY, mem)
+    assert 5 not in m2.section_ids()  # the memory section is gone
+    assert m2.num_imported(ExternKind.MEMORY) == 1
+    assert m2.code == m.code
+
+
+def test_new_sections_go_to_canonical_place() -> None:
+    m = Module.decode(wat2wasm('(module (func (export "f")) (@custom "late" "x"))'))
+    gi = m.add_global(Global(GlobalType(I32, False), b"\x41\x05\x0b"))
+    assert gi == 0
+    m.memories.append(MemoryType(1, 2, shared=True))
+    m.start = 0
+    m.data_count = 0
+    m.set_custom("added", b"payload")
+    out = m.encode()
+    assert_valid(out)
+    m2 = Module.decode(out)
+    # type, function, memory, global, export, start, datacount, code, custom late, added
+    assert m2.section_ids() == [1, 3, 5, 6, 7, 8, 12, 10, 0, 0]
+    assert [n for n, _ in m2.custom_sections()] == ["late", "added"]
+    assert m2.start == 0 and m2.data_count == 0
+    m2.start = None
+    m2.data_count = None
+    assert 8 not in Module.decode(m2.encode()).section_ids()
+
+
+def test_reading_never_changes_output() -> None:
+    data = DEBUG.read_bytes()
+    m = Module.decode(data)
+    m.decode_all()
+    m.names()
+    m.custom_sections()
+    _ = (m.start, m.data_count, m.type_count(), m.func_type(len(m.functions) - 1))
+    ns = m.names()
+    m.set_names(ns)  # unchanged names: same bytes
+    m.set_custom("producers", m.get_custom("producers") or b"")
+    assert m.encode() is data
+
+
+def test_custom_section_ops() -> None:
+    m = Module.decode(wat2wasm('(module (@custom "a" "1") (@custom "b" "2") (@custom "a" "3"))'))
+    assert m.custom_sections() == [("a", b"1"), ("b", b"2"), ("a", b"3")]
+    m.set_custom("a", b"x")
+    assert m.custom_sections() == [("a", b"x"), ("b", b"2"), ("a", b"3")]
+    m.remove_custom("a")
+    assert m.get_custom("a") is None
+    m.set_custom("c", b"")
+    assert Module.decode(m.encode()).custom_sections() == [("b", b"2"), ("c", b"")]
+
+
+@pytest.mark.parametrize("name", ["tls_atomics.debug.wasm", "tls_atomics.defined.wasm"])
+def test_name_producers_features_round_trip(name: str) -> None:
+    m = Module.decode((DATA / name).read_bytes())
+    raw_names = m.get_custom("name")
+    assert raw_names is not None
+    ns = NameSection.decode(raw_names)
+    assert ns.encode() == raw_names
+    assert "run" in ns.functions.values()
+    assert "__stack_pointer" in ns.globals.values()
+    assert ".tdata" in ns.data.values()
+    raw_prod = m.get_custom("producers")
+    assert raw_prod is not None
+    prod = Producers.decode(raw_prod)
+    assert prod.encode() == raw_prod
+    prod.add("processed-by", "threadify", "0.1.0")
+    prod.add("processed-by", "threadify", "0.2.0")
+    assert [v for n, v in prod.fields["processed-by"] if n == "threadify"] == ["0.2.0"]
+    raw_tf = m.get_custom("target_features")
+    assert raw_tf is not None
+    tf = TargetFeatures.decode(raw_tf)
+    assert tf.encode() == raw_tf
+    assert tf.has("atomics") and tf.has("bulk-memory") and not tf.has("no-such-feature")
+    m.set_custom("producers", prod.encode())
+    out = m.encode()
+    assert_valid(out)
+    assert "threadify" in print_wat(out)
+
+
+def test_names_edit_and_new_subsection() -> None:
+    m = Module.decode((DATA / "tls_atomics.stripped.wasm").read_bytes())
+    assert m.names() is None
+    ns = NameSection(functions={0: "first"}, globals={0: "sp"}, module="mod")
+    m.set_names(ns)
+    out = m.encode()
+    wat = print_wat(out)
+    assert "$first" in wat and "$sp" in wat and "(module $mod" in wat
+    again = Module.decode(out).names()
+    assert again.functions == {0: "first"} and again.globals == {0: "sp"}
+
+
+def test_builder_and_instr_helpers() -> None:
+    b = FunctionBuilder([I32, I32], [I32])
+    a = b.local(I32)
+    c = b.local(I32)
+    d = b.local(0x7E)
+    assert (a, c, d) == (2, 3, 4)
+    with b.loop():
+        b.emit("local.get", 0).emit("br_if", 0)
+    b.emit("local.get", 1).emit("i32.load", 8)  # natural alignment, offset 8
+    body = b.finish()
+    assert body.locals() == [(2, I32), (1, 0x7E)]
+    ops = body.instructions()
+    assert ops[-1] == Instr("end")
+    assert Instr("i32.load", (2, 8, 0)) in ops
+    with pytest.raises(ValueError):
+        FunctionBuilder([]).emit("block").finish()
