@@ -142,3 +142,67 @@ def spawn_join_program(count: int) -> str:
 
 def assemble(text: str) -> bytes:
     return wat2wasm(text)
+
+
+def alive_program(count: int) -> str:
+    """Spawn ``count`` threads that stay alive until released, then one more after they end.
+
+    Each thread stores its TID at 1024 + 4*index; spawn results go to 2048 + 4*index (index
+    ``count`` is the extra spawn, retried until a slot is free). Both arrays, ``count + 1``
+    little-endian i32 each, are written to stdout; the program then returns (exit 0).
+    """
+    n1 = count + 1
+    return module(f"""
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (i32.store (i32.add (i32.const 1024) (i32.shl (local.get $arg) (i32.const 2)))
+               (local.get $tid))
+    (drop (i32.atomic.rmw.add (i32.const 8) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 8) (i32.const -1)))
+    (call $await (i32.const 12))
+    (drop (i32.atomic.rmw.add (i32.const 16) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 16) (i32.const -1))))
+  (func $await_count (param $addr i32) (param $n i32)
+    (block $done (loop $w
+      (br_if $done (i32.ge_u (i32.atomic.load (local.get $addr)) (local.get $n)))
+      (drop (memory.atomic.wait32 (local.get $addr) (i32.atomic.load (local.get $addr))
+                                  (i64.const 1000000)))
+      (br $w))))
+  (func (export "_start") (local $i i32) (local $r i32) (local $ok i32) (local $tries i32)
+    (block $end (loop $l
+      (br_if $end (i32.ge_u (local.get $i) (i32.const {count})))
+      (local.set $r (call $spawn (local.get $i)))
+      (i32.store (i32.add (i32.const 2048) (i32.shl (local.get $i) (i32.const 2)))
+                 (local.get $r))
+      (if (i32.gt_s (local.get $r) (i32.const 0))
+        (then (local.set $ok (i32.add (local.get $ok) (i32.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $await_count (i32.const 8) (local.get $ok))
+    (call $signal (i32.const 12))
+    (call $await_count (i32.const 16) (local.get $ok))
+    (loop $retry
+      (local.set $r (call $spawn (i32.const {count})))
+      (local.set $tries (i32.add (local.get $tries) (i32.const 1)))
+      (if (i32.and (i32.lt_s (local.get $r) (i32.const 1))
+                   (i32.lt_u (local.get $tries) (i32.const 5000)))
+        (then
+          (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const 1000000)))
+          (br $retry))))
+    (i32.store (i32.const {2048 + 4 * count}) (local.get $r))
+    (if (i32.gt_s (local.get $r) (i32.const 0))
+      (then (call $await_count (i32.const 16) (i32.add (local.get $ok) (i32.const 1)))))
+    (i32.store (i32.const 64) (i32.const 1024))
+    (i32.store (i32.const 68) (i32.const {4 * n1}))
+    (i32.store (i32.const 72) (i32.const 2048))
+    (i32.store (i32.const 76) (i32.const {4 * n1}))
+    (drop (call $fd_write (i32.const 1) (i32.const 64) (i32.const 2) (i32.const 80))))""")
+
+
+def spawn_result_program(thread_start: str, start_func: str = "") -> str:
+    """``_start`` exits 10 when ``thread-spawn`` returns a negative value, 11 otherwise."""
+    return module(f"""
+  {thread_start}
+  {start_func}
+  (func (export "_start")
+    (call $exit (select (i32.const 10) (i32.const 11)
+                        (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))""")
