@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -80,8 +80,13 @@ def read_input(path: str) -> bytes:
 def write_output(path: str, data: bytes) -> None:
     """Write ``data`` atomically: a temporary file beside the target, then a rename."""
     if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            fail("cannot write to standard output: the reader closed the pipe")
+        except OSError as error:
+            fail(f"cannot write to standard output: {error.strerror or error}")
         return
     target = Path(path)
     if target.is_dir():
@@ -125,6 +130,7 @@ def _version(value: bool) -> None:
 
 
 transform_app = typer.Typer(add_completion=False, rich_markup_mode=None,
+                            pretty_exceptions_enable=False,
                             context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -139,7 +145,7 @@ def transform_command(
                                         "stdout). May equal the input.", show_default=False)],
     stack_size: Annotated[str, typer.Option(help="Stack size of every new thread (bytes, or "
                                             "with KiB/MiB/GiB; a multiple of 16).")] = "1MiB",
-    max_memory: Annotated[Optional[str], typer.Option(  # noqa: UP007 (typer needs Optional)
+    max_memory: Annotated[str | None, typer.Option(  # noqa: UP007 (typer needs Optional)
         help="Maximum memory (multiple of 64KiB). Default: keep the input's, or 1GiB if it "
              "has none.", show_default=False)] = None,
     allow_non_atomic: Annotated[bool, typer.Option(
@@ -191,7 +197,8 @@ def transform_command(
 
 
 inspect_app = typer.Typer(add_completion=False, rich_markup_mode=None,
-                          context_settings={"help_option_names": ["-h", "--help"]})
+                          pretty_exceptions_enable=False,
+                            context_settings={"help_option_names": ["-h", "--help"]})
 
 
 @inspect_app.command(

@@ -57,6 +57,9 @@ def load() -> list[Program]:
 
 
 PROGRAMS = load()
+#: Modules that look like lld output but whose spawner does not use threadify's ABI (a Zig
+#: std.Thread program built without --export=wasi_thread_start): they transform, but cannot run.
+PITFALLS = [p for p in PROGRAMS if p.klass in ("A", "B") and p.extra.get("start_abi") == "zig-std"]
 TRANSFORMABLE = [p for p in PROGRAMS if p.klass in ("A", "B")]
 READY = [p for p in PROGRAMS if p.klass == "C"]
 REJECTED = [p for p in PROGRAMS if p.klass == "D"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import threadify
-from threadify.wasm import Module
 from tests.tooling import FIXTURES, print_wat, wat2wasm
+from threadify.wasm import Module
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("THREADIFY_REGEN_GOLDEN") == "1"
@@ -26,7 +26,8 @@ MINIMAL = """(module (memory 2 64) (global $sp (mut i32) (i32.const 65536))
 
 CASES = {
     # class A, lld's TLS exports present (shared imported memory)
-    "shared-tlsexports": lambda: (FIXTURES / "c/wasm/tls.shared-import-tlsexports.wasm").read_bytes(),
+    "shared-tlsexports": lambda: (
+        FIXTURES / "c/wasm/tls.shared-import-tlsexports.wasm").read_bytes(),
     # class B, no name section: symbols found by lld's shape; active segments written once
     "nonshared-stripped": lambda: (FIXTURES / "c/wasm/tls.nonshared-stripped.wasm").read_bytes(),
     # no TLS, no data, no table: the smallest runtime

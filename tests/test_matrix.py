@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 import threadify
-from tests.programs import PROGRAMS, Program
+from tests.programs import PITFALLS, PROGRAMS, Program
 from tests.tooling import THREADS_FEATURES, WASMTIME_VERSIONS, assert_valid, run_wasmtime
 
-RUNNABLE = [p for p in PROGRAMS if p.klass in ("A", "B", "C") and p.runnable]
+RUNNABLE = [p for p in PROGRAMS
+            if p.klass in ("A", "B", "C") and p.runnable and p not in PITFALLS]
 REPEATS = int(os.environ.get("THREADIFY_MATRIX_REPEATS", "3"))
 HOSTS = ["threadify", *(f"wasmtime-{v}" for v in WASMTIME_VERSIONS)]
 
@@ -58,3 +59,17 @@ def test_program_runs(program: Program, host: str, built: dict[str, Path]) -> No
         assert proc.returncode == program.exit_code, detail
         assert program.stdout is not None
         assert program.stdout in proc.stdout, detail
+
+
+@pytest.mark.parametrize("program", PITFALLS, ids=[p.id for p in PITFALLS])
+def test_foreign_spawner_abi_cannot_work(program: Program, tmp_path: Path) -> None:
+    """Documented cell that cannot work (docs/matrix.md): a Zig ``std.Thread`` program linked
+    without ``--export=wasi_thread_start`` looks like plain lld output, so threadify injects its
+    own ``wasi_thread_start`` — but Zig's spawner passes Zig's start record, not
+    ``{func, arg}``, and the first thread traps. The fix is on the build side: export
+    ``wasi_thread_start`` (then threadify passes the module through unchanged)."""
+    out = tmp_path / "pitfall.wasm"
+    out.write_bytes(threadify.transform(program.path.read_bytes()))
+    proc = run_wasmtime("46.0.1", out, list(program.args), timeout=120)
+    assert proc.returncode != 0
+    assert "wasi_thread_start" in proc.stderr

@@ -11,9 +11,9 @@ import json
 import pytest
 
 import threadify
-from threadify.wasm import ExternKind, MemoryType, Module, Producers
 from tests.programs import READY, REJECTED, TRANSFORMABLE, Program
 from tests.tooling import THREADS_FEATURES, assert_valid, wat2wasm
+from threadify.wasm import ExternKind, MemoryType, Module, Producers
 
 IDS = [p.id for p in TRANSFORMABLE]
 
@@ -68,7 +68,7 @@ def test_existing_items_and_bodies_preserved(program: Program,
     assert [bytes(b.raw) for b in after.code[:len(before.code)]] == [
         bytes(b.raw) for b in before.code]
     assert len(after.globals) >= len(before.globals)
-    for old, new in zip(before.globals, after.globals):
+    for old, new in zip(before.globals, after.globals, strict=False):
         assert old.init == new.init and old.type.valtype == new.type.valtype
     assert [bytes(s.init) for s in after.data] == [bytes(s.init) for s in before.data]
     assert after.types[:len(before.types)] == before.types

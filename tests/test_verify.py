@@ -12,10 +12,10 @@ from collections.abc import Callable
 import pytest
 
 import threadify
-from threadify.verify import VerificationError, verify
-from threadify.wasm import ExternKind, FunctionBody, Instr, Module
 from tests.programs import READY, TRANSFORMABLE
 from tests.tooling import FIXTURES
+from threadify.verify import VerificationError, verify
+from threadify.wasm import ExternKind, FunctionBody, Instr, Module
 
 SAMPLE = [p for p in TRANSFORMABLE if p.path.name.startswith("tls.") or p.toolchain != "c"]
 

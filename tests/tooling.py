@@ -19,7 +19,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import install_test_tools  # noqa: E402
 
-THREADS_FEATURES = "threads,bulk-memory,mutable-global,sign-extension,multi-value,reference-types,simd,saturating-float-to-int"
+THREADS_FEATURES = (
+    "threads,bulk-memory,mutable-global,sign-extension,multi-value,reference-types,simd,"
+    "saturating-float-to-int")
 
 
 def wasm_tools() -> str:

@@ -35,7 +35,7 @@ from typing import Any
 from threadify import abi
 from threadify.errors import ThreadifyError
 from threadify.passes.metadata import read_section
-from threadify.wasm import Export, ExternKind, Module, TableType, decode_instructions
+from threadify.wasm import Export, ExternKind, Module, TableType
 
 PROBE_SP = "threadify_probe_stack_pointer"
 PROBE_TLS = "threadify_probe_tls_base"
@@ -280,7 +280,7 @@ class _Run:
         blocks = sorted(o.block for o in wave)
         if len(set(blocks)) != len(blocks):
             self.fail("two threads got the same stack/TLS block")
-        for low, high in zip(blocks, blocks[1:]):
+        for low, high in zip(blocks, blocks[1:], strict=False):
             if low + size > high:
                 self.fail(f"thread blocks at {low:#x} and {high:#x} overlap")
         floor = control + abi.CONTROL_PAGES * abi.PAGE
