@@ -77,9 +77,25 @@ EVENTS = {
 EXPECTED = {"proc_exit": 17, "trap": 134, "return": 0}
 
 
-def module(body: str, pages: int = 1, max_pages: int = 1) -> str:
-    return ("(module" + HEADER.format(pages=pages, max_pages=max_pages) + HELPERS + body
-            + ")\n")
+WASI_TYPES = {
+    "path_open": "(param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)",
+    "path_rename": "(param i32 i32 i32 i32 i32 i32) (result i32)",
+    "path_symlink": "(param i32 i32 i32 i32 i32) (result i32)",
+    "path_create_directory": "(param i32 i32 i32) (result i32)",
+    "path_unlink_file": "(param i32 i32 i32) (result i32)",
+    "args_sizes_get": "(param i32 i32) (result i32)",
+    "args_get": "(param i32 i32) (result i32)",
+    "environ_sizes_get": "(param i32 i32) (result i32)",
+    "environ_get": "(param i32 i32) (result i32)",
+}
+
+
+def module(body: str, pages: int = 1, max_pages: int = 1, wasi: tuple[str, ...] = ()) -> str:
+    """A program with the standard imports plus the WASI functions named in ``wasi``."""
+    extra = "".join(f'\n  (import "wasi_snapshot_preview1" "{name}" (func ${name} {WASI_TYPES[name]}))'
+                    for name in wasi)
+    return ("(module" + HEADER.format(pages=pages, max_pages=max_pages) + extra + HELPERS
+            + body + ")\n")
 
 
 def block(kind: str) -> str:

@@ -59,8 +59,9 @@ class Preopen:
 
 
 def _openat2(dirfd: int, path: str, flags: int, mode: int) -> int:
-    how = _OpenHow(flags, mode if flags & (os.O_CREAT | getattr(os, "O_TMPFILE", 0)) else 0,
-                   _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    tmpfile = getattr(os, "O_TMPFILE", 0)  # includes the O_DIRECTORY bit: compare whole
+    creating = bool(flags & os.O_CREAT) or (tmpfile != 0 and flags & tmpfile == tmpfile)
+    how = _OpenHow(flags, mode if creating else 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
     raw = os.fsencode(path)
     while True:
         fd = _syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(raw),
