@@ -30,8 +30,8 @@ from threadify.wasm import (
     I32,
     Export,
     ExternKind,
-    FuncType,
     FunctionBuilder,
+    FuncType,
     Global,
     GlobalType,
     Module,
@@ -315,8 +315,7 @@ def inject_runtime(module: Module, plan: RuntimePlan) -> Injected:
         b.emit("i32.eqz")
         with b.if_():  # the first instance: write memory exactly once
             for seg in plan.segments:
-                for ins in decode_instructions(seg.offset)[:-1]:
-                    b.emit(ins.op, *ins.imm)
+                _emit_const_expr(b, seg.offset)
                 e.const(0)
                 e.const(seg.length)
                 b.emit("memory.init", seg.index, 0)
@@ -360,6 +359,29 @@ def inject_runtime(module: Module, plan: RuntimePlan) -> Injected:
     module.add_export(Export(abi.EXPORT_THREAD_START, ExternKind.FUNC, start_f))
     module.add_export(Export(abi.EXPORT_DESTROY, ExternKind.FUNC, destroy_f))
     return Injected(funcs, globs)
+
+
+def _emit_const_expr(b: FunctionBuilder, expr: bytes) -> None:
+    """Emit a constant expression (without its ``end``) as code.
+
+    Fast path for lld's ``i32.const N; end`` (large modules have thousands of segments).
+    """
+    if len(expr) >= 3 and expr[0] == 0x41 and expr[-1] == 0x0B:
+        value, shift, pos = 0, 0, 1
+        while pos < len(expr) - 1:
+            byte = expr[pos]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            pos += 1
+            if not byte & 0x80:
+                break
+        if pos == len(expr) - 1 and not expr[pos - 1] & 0x80:
+            if expr[pos - 1] & 0x40:
+                value -= 1 << shift
+            b.emit("i32.const", value)
+            return
+    for ins in decode_instructions(expr)[:-1]:
+        b.emit(ins.op, *ins.imm)
 
 
 def ensure_table(module: Module) -> bool:
