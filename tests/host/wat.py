@@ -92,8 +92,9 @@ WASI_TYPES = {
 
 def module(body: str, pages: int = 1, max_pages: int = 1, wasi: tuple[str, ...] = ()) -> str:
     """A program with the standard imports plus the WASI functions named in ``wasi``."""
-    extra = "".join(f'\n  (import "wasi_snapshot_preview1" "{name}" (func ${name} {WASI_TYPES[name]}))'
-                    for name in wasi)
+    extra = "".join(
+        f'\n  (import "wasi_snapshot_preview1" "{name}" (func ${name} {WASI_TYPES[name]}))'
+        for name in wasi)
     return ("(module" + HEADER.format(pages=pages, max_pages=max_pages) + extra + HELPERS
             + body + ")\n")
 

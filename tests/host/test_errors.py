@@ -1,0 +1,97 @@
+"""Modules the host cannot run get one clean line (exit 1), never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.host import wat
+from tests.host.runner import run_cli
+
+START = '(func (export "_start")) (func (export "wasi_thread_start") (param i32 i32))'
+SHARED = '(import "env" "memory" (memory 1 1 shared)) (export "memory" (memory 0))'
+
+
+def _check_clean(stderr: str, *needles: str) -> None:
+    lines = stderr.splitlines()
+    assert 1 <= len(lines) <= 2, stderr
+    assert lines[0].startswith("threadify run: "), stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in lines[0], stderr
+
+
+@pytest.mark.parametrize(("text", "needles"), [
+    (f'(module (import "env" "memory" (memory 1 1)) {START})', ("env.memory", "not shared")),
+    (f'(module (memory 1 1 shared) (export "memory" (memory 0)) {START})',
+     ("defines its memory",)),
+    (f"(module {START})", ("imports no memory",)),
+    (f'(module {SHARED} (import "env" "foo" (func)) {START})', ("unknown import env.foo",)),
+    (f'(module {SHARED} (import "wasi_snapshot_preview1" "fd_frobnicate" (func)) {START})',
+     ("unknown WASI function", "fd_frobnicate")),
+    (f'(module {SHARED} (import "wasi_snapshot_preview1" "fd_write" (func (param i32))) '
+     f"{START})", ("fd_write", "wrong type")),
+    (f'(module {SHARED} (import "wasi" "thread-spawn" (func (param i32))) {START})',
+     ("thread-spawn", "wrong type")),
+    (f'(module {SHARED} (func (export "wasi_thread_start") (param i32 i32)))',
+     ("no `_start`",)),
+    # a maximum too small for the module's own data
+    (f'(module {SHARED} (data (i32.const 70000) "x") {START})', ("cannot instantiate",)),
+], ids=["not-shared", "own-memory", "no-memory", "unknown-import", "unknown-wasi",
+        "wasi-wrong-type", "spawn-wrong-type", "no-start", "max-too-small"])
+def test_unfit_modules_are_reported_in_one_line(tmp_path: Path, text: str,
+                                                needles: tuple[str, ...]) -> None:
+    path = tmp_path / "bad.wasm"
+    path.write_bytes(wat.wat2wasm(text))
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, *needles)
+
+
+def test_not_a_wasm_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "not a WebAssembly module")
+
+
+def test_truncated_module(tmp_path: Path) -> None:
+    path = tmp_path / "cut.wasm"
+    path.write_bytes(wat.wat2wasm(f"(module {SHARED} {START})")[:-5])
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "invalid WebAssembly module")
+
+
+def test_file_not_found(tmp_path: Path) -> None:
+    proc = run_cli([str(tmp_path / "missing.wasm")])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "file not found")
+
+
+def test_missing_preopen_directory(tmp_path: Path) -> None:
+    path = tmp_path / "ok.wasm"
+    path.write_bytes(wat.wat2wasm(f"(module {SHARED} {START})"))
+    proc = run_cli(["--dir", str(tmp_path / "nope"), str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "nope")
+
+
+def test_bad_env_syntax(tmp_path: Path) -> None:
+    path = tmp_path / "ok.wasm"
+    path.write_bytes(wat.wat2wasm(f"(module {SHARED} {START})"))
+    proc = run_cli(["--env", "NOEQUALS", str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "KEY=VALUE")
+
+
+def test_proc_exit_status_out_of_range_is_refused_like_wasmtime(tmp_path: Path) -> None:
+    path = tmp_path / "exit200.wasm"
+    path.write_bytes(wat.assemble(wat.module("""
+  (func (export "wasi_thread_start") (param i32 i32))
+  (func (export "_start") (call $exit (i32.const 200)))""")))
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "proc_exit(200)")
