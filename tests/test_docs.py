@@ -1,0 +1,30 @@
+"""The error catalogue (docs/errors.md) lists every rejection the library can make."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _messages(source: str) -> list[str]:
+    """The constant start of every rejection message in ``source``."""
+    found = []
+    pattern = r'(?:reject|UnsupportedModuleError|ThreadifyError|fail)\(\s*f?"([^"]+)"'
+    for match in re.finditer(pattern, source):
+        text = match.group(1)
+        text = re.split(r"\{", text)[0].strip()
+        if len(text) >= 12:
+            found.append(text)
+    return found
+
+
+def test_every_rejection_is_catalogued() -> None:
+    catalogue = (ROOT / "docs/errors.md").read_text()
+    missing = []
+    for path in ("threadify/classify.py", "threadify/pipeline.py"):
+        for message in _messages((ROOT / path).read_text()):
+            if message not in catalogue:
+                missing.append(f"{path}: {message}")
+    assert not missing, "not in docs/errors.md:\n" + "\n".join(missing)
