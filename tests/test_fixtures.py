@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.tooling import FIXTURES, assert_valid, run_wasmtime, wasm_tools
+from tests.tooling import FIXTURES, assert_valid, run_wasmtime, wasm_tools, wat2wasm
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 C_FIXTURES = [f for f in MANIFEST["fixtures"] if f["toolchain"] == "c"]
@@ -324,3 +324,78 @@ def test_rebuild_is_deterministic_and_matches_committed(tmp_path: Path) -> None:
     assert outs[0].keys() == committed.keys()
     differing = sorted(n for n in committed if committed[n] != outs[0][n])
     assert not differing, f"rebuilt fixtures differ from the committed ones: {differing}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the checks can fail: a test-double thread start, correct and deliberately broken
+#
+# Class-A modules cannot run threads before threadify adds wasi_thread_start.  To show that the
+# programs' success lines are earned and that their checks catch what they claim to catch, this
+# attaches a minimal ABI-v1 wasi_thread_start written in WAT (two memory.grow-ed pages per
+# thread: TLS at the bottom, stack top at the end; never reused).  It is a test double for the
+# fixtures, not a model of threadify.
+
+DOUBLE_VARIANT = "shared-import-tlsexports"  # names present, __wasm_init_tls exported
+
+
+def _with_thread_start(entry: dict[str, Any], mode: str) -> bytes:
+    s = shape(entry["file"])
+    if mode == "share-tls":  # point the thread at the main thread's (static) TLS block
+        tls = f"i32.const {s.tls_base_set or 0} global.set $__tls_base"
+    else:
+        tls = "local.get $base call $__wasm_init_tls"
+    stack = "" if mode == "share-stack" else \
+        "local.get $base i32.const 131072 i32.add global.set $__stack_pointer"
+    extra = f"""
+  (func $test_double_thread_start (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (local $func i32) (local $a i32) (local $base i32)
+    local.get $arg i32.load local.set $func
+    local.get $arg i32.load offset=4 local.set $a
+    i32.const 2 memory.grow local.tee $base
+    i32.const -1 i32.eq if unreachable end
+    local.get $base i32.const 16 i32.shl local.set $base
+    {tls}
+    {stack}
+    local.get $a local.get $func call_indirect (param i32))
+"""
+    text = subprocess.run([wasm_tools(), "print", str(FIXTURES / entry["file"])],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+    end = text.rindex(")")
+    return wat2wasm(text[:end] + extra + text[end:])
+
+
+DOUBLES = [f for f in C_FIXTURES if f["variant"] == DOUBLE_VARIANT]
+
+
+@pytest.mark.parametrize("entry", DOUBLES, ids=fixture_id)
+def test_program_passes_with_a_correct_thread_start(entry: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    path = tmp_path / "ok.wasm"
+    path.write_bytes(_with_thread_start(entry, "correct"))
+    proc = run_wasmtime("46.0.1", path, [], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert entry["stdout"] in proc.stdout
+
+
+@pytest.mark.parametrize("program", ["tls", "churn"])
+def test_shared_tls_is_detected(program: str, tmp_path: Path) -> None:
+    """A thread running on the main thread's TLS block sees main's values, not the template."""
+    entry = next(f for f in DOUBLES if f["program"] == program)
+    path = tmp_path / "shared-tls.wasm"
+    path.write_bytes(_with_thread_start(entry, "share-tls"))
+    proc = run_wasmtime("46.0.1", path, [], timeout=120)
+    if program == "tls":
+        assert proc.returncode == 10, proc.stderr  # main personalised its copy before spawning
+    else:
+        assert proc.returncode in (10, 11, 15), proc.stderr
+    assert "FAIL" in proc.stderr
+
+
+def test_shared_stack_is_detected(tmp_path: Path) -> None:
+    """Threads that keep the linker's stack pointer trample each other's (and main's) frames."""
+    entry = next(f for f in DOUBLES if f["program"] == "stack")
+    path = tmp_path / "shared-stack.wasm"
+    path.write_bytes(_with_thread_start(entry, "share-stack"))
+    proc = run_wasmtime("46.0.1", path, [], timeout=120)
+    assert proc.returncode != 0
+    assert entry["stdout"] not in proc.stdout
