@@ -1,0 +1,73 @@
+"""Path resolution beneath a preopen, with openat2 and with the fallback walk (old kernels)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from threadify.host import sandbox
+
+
+@pytest.fixture(params=["openat2", "walk"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "walk":
+        monkeypatch.setattr(sandbox, "_have_openat2", False)
+    yield request.param
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[int]:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text("secret")
+    base = tmp_path / "root"
+    (base / "sub" / "deeper").mkdir(parents=True)
+    (base / "in.txt").write_text("inside")
+    (base / "link_dir").symlink_to("../outside")
+    (base / "link_file").symlink_to("../outside/secret.txt")
+    (base / "abs_link").symlink_to(tmp_path / "outside" / "secret.txt")
+    (base / "sub" / "up_link").symlink_to("../in.txt")
+    (base / "sub" / "deeper" / "chain").symlink_to("../up_link")
+    (base / "loop").symlink_to("loop")
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    yield fd
+    os.close(fd)
+
+
+def _read(dirfd: int, path: str) -> str:
+    fd = sandbox.open_beneath(dirfd, path, os.O_RDONLY)
+    try:
+        return os.read(fd, 100).decode()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("path", ["in.txt", "./in.txt", "sub/../in.txt", "sub/up_link",
+                                  "sub/deeper/chain", "sub/deeper/../../in.txt"])
+def test_paths_inside_resolve(mode: str, root: int, path: str) -> None:
+    assert _read(root, path) == "inside"
+
+
+@pytest.mark.parametrize("path", ["../outside/secret.txt", "sub/../../outside/secret.txt",
+                                  "/etc/passwd", "link_dir/secret.txt", "link_file",
+                                  "abs_link", ".."])
+def test_paths_outside_are_refused(mode: str, root: int, path: str) -> None:
+    with pytest.raises(sandbox.Escape):
+        _read(root, path)
+
+
+def test_symlink_loops_end(mode: str, root: int) -> None:
+    with pytest.raises(OSError):
+        _read(root, "loop")
+
+
+def test_split_parent_refuses_escaping_parents(mode: str, root: int) -> None:
+    with pytest.raises(sandbox.Escape):
+        sandbox.split_parent(root, "../outside/x")
+    with pytest.raises(sandbox.Escape):
+        sandbox.split_parent(root, "link_dir/x")
+    parent, name = sandbox.split_parent(root, "sub/new/")
+    os.close(parent)
+    assert name == "new"
