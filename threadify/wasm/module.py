@@ -111,6 +111,10 @@ class _VectorSection(_Section):
             n = r.count(what, self.min_size)
             self._count_width = r.pos
             read = self.reader
+            if self.id == S.CODE:
+                items, entries = _split_code(self.payload, r.pos, n, self.payload_offset)
+                n = 0
+                r.pos = r.end
             for _ in range(n):
                 start = r.pos
                 item = read(r)
@@ -164,6 +168,14 @@ class _VectorSection(_Section):
         count = 0
         run_start = run_end = -1  # a run of untouched entries, emitted as one slice
         i = 0
+        snap = self._snapshot
+        if (not fresh and snap and len(items) >= len(snap) and items[:len(snap)] == snap
+                and payload is not None and self._count_width is not None):
+            # fast path for appends (the common case: passes add functions, globals, exports):
+            # every original item is in place, so all original entries form one run
+            run_start, run_end = self._count_width, len(payload)
+            i = len(snap)
+            count = sum(1 for e in self._entries if e is not None)
         while i < len(items):
             entry = None if fresh else self._unchanged_entry(i)
             if entry is not None:
@@ -207,6 +219,54 @@ class _VectorSection(_Section):
         """Byte spans of the decoded entries inside the payload."""
         self.items  # noqa: B018 - decode
         return [(s, e) for entry in self._entries if entry is not None for _n, s, e in [entry]]
+
+
+def _split_code(payload: memoryview, pos: int, n: int, base: int
+                ) -> tuple[list[Any], list[tuple[int, int, int] | None]]:
+    """Split the code section's ``n`` bodies, starting at ``payload[pos]``.
+
+    A tight loop over the module's own ``bytes`` (indexing and slicing ``bytes`` is much
+    cheaper than a memoryview's), since real modules have 10^4..10^5 bodies. ``base`` is the
+    absolute offset of the payload, which is also its offset inside ``payload.obj`` for
+    sections of a decoded module."""
+    data = payload.obj
+    if isinstance(data, bytes) and len(data) >= base + len(payload):
+        offset = base
+    else:
+        data, offset = bytes(payload), 0
+    end = offset + len(payload)
+    pos += offset
+    items: list[Any] = []
+    entries: list[tuple[int, int, int] | None] = []
+    append_item = items.append
+    append_entry = entries.append
+    for _ in range(n):
+        start = pos
+        size = 0
+        shift = 0
+        while True:
+            if pos >= end:
+                raise WasmDecodeError(base + start - offset,
+                                      "a function body size (unexpected end)")
+            b = data[pos]
+            pos += 1
+            size |= (b & 0x7F) << shift
+            if b < 0x80:
+                break
+            shift += 7
+            if shift >= 35:
+                raise WasmDecodeError(base + start - offset,
+                                      "a function body size of at most 5 bytes")
+        if size > end - pos or size >= 1 << 32:
+            raise WasmDecodeError(base + start - offset,
+                                  f"a function body of {size} bytes (only {end - pos} left)")
+        append_item(FunctionBody(data[pos:pos + size], base + pos - offset))
+        pos += size
+        append_entry((1, start - offset, pos - offset))
+    if pos != end:
+        raise WasmDecodeError(base + pos - offset, "the end of the code section "
+                              f"({end - pos} bytes left after its last item)")
+    return items, entries
 
 
 def _fresh_code(body: FunctionBody) -> bytes:
