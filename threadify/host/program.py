@@ -80,7 +80,8 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
         instance.call(None)
         termination.end_run(0)
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=main_thread, name="wasm-main", daemon=True).start()
     try:
         threading.Event().wait()
