@@ -150,6 +150,10 @@ def transform_command(
              "has none.", show_default=False)] = None,
     allow_non_atomic: Annotated[bool, typer.Option(
         help="Accept code compiled without atomics (not thread-safe itself).")] = False,
+    validate: Annotated[bool, typer.Option(
+        "--validate/--no-validate",
+        help="Validate the input (in parallel with the rewrite). --no-validate is faster on "
+             "huge modules, but an invalid input then gives an invalid output.")] = True,
     verify: Annotated[bool, typer.Option(
         help="Validate the output and run it on the bundled host with several threads before "
              "writing it.")] = False,
@@ -167,6 +171,7 @@ def transform_command(
             stack_size=parse_size(stack_size, "--stack-size"),
             max_memory=None if max_memory is None else parse_size(max_memory, "--max-memory"),
             allow_non_atomic=allow_non_atomic,
+            validate=validate,
         )
         result = run(data, options)
         verified = None

@@ -247,3 +247,18 @@ def test_minimal_module_without_tls_or_table() -> None:
     assert_valid(out, THREADS_FEATURES)
     module = Module.decode(out)
     assert len(module.tables) == 1
+
+
+def test_invalid_function_body_is_rejected() -> None:
+    """Bodies pass through as bytes; the background validation still rejects a corrupt one."""
+    program = next(p for p in TRANSFORMABLE if p.id == "c/wasm/tls.nonshared.wasm")
+    module = Module.decode(program.path.read_bytes())
+    body = module.code[-1]
+    raw = bytes(body.raw)
+    corrupt = raw[:-1] + b"\xff" + raw[-1:]  # an illegal opcode before the final end
+    module.code[-1] = type(body)(corrupt)
+    data = module.encode()
+    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
+        threadify.transform(data)
+    # --no-validate trades this check for speed: the module is then transformed as it is.
+    threadify.transform(data, validate=False)

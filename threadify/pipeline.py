@@ -19,6 +19,7 @@ from threadify.passes.memory import share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
+from threadify.validation import BackgroundValidation
 from threadify.wasm import ExternKind, GlobalType, Module
 
 MAX_WASM32_BYTES = 1 << 32
@@ -35,6 +36,9 @@ class Options:
     max_memory: int | None = None
     #: Accept code not compiled with atomics (its memory accesses are then not thread-safe).
     allow_non_atomic: bool = False
+    #: Validate the input (in a background thread, with wasmtime's validator). Invalid input
+    #: is rejected; without this check it would give an invalid output.
+    validate: bool = True
 
     def check(self) -> None:
         if isinstance(self.stack_size, bool) or not isinstance(self.stack_size, int):
@@ -95,13 +99,20 @@ def run(data: bytes, options: Options | None = None) -> Result:
     """Transform ``data``; returns the output and a report. Raises ``ThreadifyError``."""
     options = options or Options()
     options.check()
-    module = Module.decode(bytes(data))
+    data = bytes(data)
+    module = Module.decode(data)
     analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
     if analysis.verdict == "C":
-        return Result(bytes(data), "C", analysis.reasons)
+        return Result(data, "C", analysis.reasons)
     if analysis.error is not None:
         raise analysis.error
-    return _rewrite(module, analysis, options)
+    validation = BackgroundValidation(data) if options.validate else None
+    try:
+        result = _rewrite(module, analysis, options)
+    finally:
+        if validation is not None:
+            validation.result()
+    return result
 
 
 def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:

@@ -78,27 +78,22 @@ class VerifyReport:
 
 
 def _engine() -> Any:
-    import wasmtime
+    from threadify.validation import engine
 
-    config = wasmtime.Config()
-    config.wasm_threads = True
-    config.shared_memory = True
-    config.wasm_bulk_memory = True
-    config.wasm_reference_types = True
-    config.wasm_simd = True
-    config.wasm_multi_value = True
-    return wasmtime.Engine(config)
+    return engine()
 
 
 def validate(data: bytes, engine: Any | None = None) -> None:
     """Raise :class:`VerificationError` unless ``data`` validates with threads enabled."""
     import wasmtime
 
+    from threadify.validation import explain
+
     try:
         wasmtime.Module.validate(engine or _engine(), data)
     except wasmtime.WasmtimeError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
-        raise VerificationError(f"output does not validate (threads enabled): {first}") from None
+        raise VerificationError(
+            f"output does not validate (threads enabled): {explain(error)}") from None
 
 
 def segment_writes(module: Module, record: dict[str, Any]) -> list[tuple[int, int, int]]:
