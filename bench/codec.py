@@ -67,11 +67,6 @@ def run(cmd: list[str]) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss * 1024
 
 
-def best(cmd: list[str], repeat: int) -> tuple[float, int]:
-    results = [run(cmd) for _ in range(repeat)]
-    return min(r[0] for r in results), max(r[1] for r in results)
-
-
 def default_files() -> list[Path]:
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fetch_npm.py")],
                           capture_output=True, text=True, check=True)
@@ -81,7 +76,7 @@ def default_files() -> list[Path]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", type=Path)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     files = args.files or default_files()
     wasm_tools = shutil.which("wasm-tools")
@@ -104,12 +99,23 @@ def main() -> int:
                 rows.append(("wasm-opt (no passes)",
                              [wasm_opt, "--all-features", str(path), "-o", out]))
             ref = None
-            for label, cmd in rows:
-                try:
-                    secs, rss = best(cmd, args.repeat)
-                except RuntimeError as exc:
-                    print(f"  {label:28s} failed: {exc}")
+            # round-robin, so that load from other processes hits every tool alike
+            samples: dict[str, list[tuple[float, int]]] = {label: [] for label, _ in rows}
+            failed: dict[str, str] = {}
+            for _ in range(args.repeat):
+                for label, cmd in rows:
+                    if label in failed:
+                        continue
+                    try:
+                        samples[label].append(run(cmd))
+                    except RuntimeError as exc:
+                        failed[label] = str(exc)
+            for label, _cmd in rows:
+                if label in failed:
+                    print(f"  {label:28s} failed: {failed[label]}")
                     continue
+                secs = min(t for t, _ in samples[label])
+                rss = max(r for _, r in samples[label])
                 if label == "wasm-tools strip":
                     ref = secs
                 print(f"  {label:28s} {secs * 1000:8.0f} ms   peak {rss / 1e6:7.1f} MB "
