@@ -218,7 +218,7 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     import errno
 
     import typer
-    from threadify_cli import main as cli_main
+    from threadify_cli import commands as cli_main
 
     real_fdopen = os.fdopen
 
