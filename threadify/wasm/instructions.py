@@ -202,10 +202,24 @@ def decode_instructions(data: bytes | memoryview, offset: int = 0) -> list[Instr
 
 
 def skip_const_expr(r: Reader) -> bytes:
-    """Read a constant expression and return its raw bytes (incl. the final ``0x0B``)."""
-    start = r.pos
+    """Read a constant expression and return its raw bytes (incl. the final ``0x0B``).
+
+    The usual one-instruction expressions (``i32.const``/``i64.const``/``global.get``/
+    ``ref.func`` with a LEB immediate, then ``end``) are recognised without decoding: modules
+    have tens of thousands of globals and segments."""
+    data = r.data
+    start = pos = r.pos
+    if pos < r.end and data[pos] in (0x41, 0x42, 0x23, 0xD2):
+        # LEBs shorter than the maximum length cannot overflow; longer ones take the full path
+        pos += 1
+        limit = min(r.end, pos + (9 if data[start] == 0x42 else 4))
+        while pos < limit and data[pos] & 0x80:
+            pos += 1
+        if pos < limit and pos + 1 < r.end and data[pos + 1] == 0x0B:
+            r.pos = pos + 2
+            return bytes(data[start:r.pos])
     read_expression(r)
-    return bytes(r.data[start:r.pos])
+    return bytes(data[start:r.pos])
 
 
 # --- encoding ----------------------------------------------------------------------------------

@@ -106,25 +106,43 @@ class _VectorSection(_Section):
         # entry holds several items only in the compact import encoding
         entries: list[tuple[int, int, int] | None] = []
         if self.payload is not None:
-            r = Reader(self.payload, base=self.payload_offset)
+            payload = self.payload
+            obj = payload.obj
+            rel = self.payload_offset
+            if (self.id != S.DATA and isinstance(obj, bytes)
+                    and len(obj) >= rel + len(payload)):
+                # read the module's bytes directly (cheaper than through the view); the data
+                # section keeps the view so that segment contents are not copied
+                r = Reader(obj, rel, rel + len(payload), 0)
+            else:
+                r = Reader(payload, base=rel)
+                rel = 0
             what = f"a {S.SECTION_NAMES[self.id]} section item count"
             n = r.count(what, self.min_size)
-            self._count_width = r.pos
+            self._count_width = r.pos - rel
             read = self.reader
             if self.id == S.CODE:
-                items, entries = _split_code(self.payload, r.pos, n, self.payload_offset)
+                items, entries = _split_code(payload, r.pos - rel, n, self.payload_offset)
                 n = 0
                 r.pos = r.end
+            if self.id == S.IMPORT:  # compact imports: one entry, several items
+                for _ in range(n):
+                    start = r.pos - rel
+                    item = read(r)
+                    if isinstance(item, list):
+                        entries.append((len(item), start, r.pos - rel))
+                        entries.extend([None] * (len(item) - 1))
+                        items.extend(item)
+                    else:
+                        entries.append((1, start, r.pos - rel))
+                        items.append(item)
+                n = 0
+            add_item = items.append
+            add_entry = entries.append
             for _ in range(n):
                 start = r.pos
-                item = read(r)
-                if isinstance(item, list):
-                    entries.append((len(item), start, r.pos))
-                    entries.extend([None] * (len(item) - 1))
-                    items.extend(item)
-                else:
-                    entries.append((1, start, r.pos))
-                    items.append(item)
+                add_item(read(r))
+                add_entry((1, start - rel, r.pos - rel))
             if not r.at_end():
                 raise r.error(f"the end of the {S.SECTION_NAMES[self.id]} section "
                               f"({r.remaining()} bytes left after its last item)")

@@ -76,7 +76,16 @@ class Reader:
         data = self.data
         pos = self.pos
         end = self.end
-        if pos < end:  # fast path: one byte
+        if pos + 1 < end:  # fast paths: one or two bytes (always within range)
+            b = data[pos]
+            if b < 0x80:
+                self.pos = pos + 1
+                return b
+            b2 = data[pos + 1]
+            if b2 < 0x80:
+                self.pos = pos + 2
+                return (b & 0x7F) | (b2 << 7)
+        elif pos < end:
             b = data[pos]
             if b < 0x80:
                 self.pos = pos + 1
@@ -143,11 +152,15 @@ class Reader:
 
     def name(self, what: str = "a name") -> str:
         start = self.pos
-        n = self.count(what + " length")
-        raw = bytes(self.data[self.pos:self.pos + n])
+        n = self.uleb(32, what + " length")
+        pos = self.pos
+        if n > self.end - pos:
+            raise self.error(f"{what} length that fits in the remaining {self.end - pos} bytes "
+                             f"(got {n})", start)
         try:
-            text = raw.decode("utf-8")
+            text = str(self.data[pos:pos + n], "utf-8")
         except UnicodeDecodeError:
             raise self.error(what + " in UTF-8", start) from None
-        self.pos += n
+        self.pos = pos + n
         return text
+

@@ -258,7 +258,7 @@ def _read_import_desc(r: Reader) -> tuple[ExternKind, ImportDesc]:
         desc = read_tag_type(r)
     else:
         raise r.error("an import kind 0..4", start)
-    return ExternKind(kind), desc
+    return _KINDS[kind], desc
 
 
 def encode_import(i: Import) -> bytes:
@@ -277,13 +277,16 @@ def encode_import(i: Import) -> bytes:
     return name(i.module) + name(i.name) + bytes((int(i.kind),)) + desc
 
 
+_KINDS = tuple(ExternKind)
+
+
 def read_export(r: Reader) -> Export:
     n = r.name("an export name")
     start = r.pos
     kind = r.u8("an export kind")
     if kind > 4:
         raise r.error("an export kind 0..4", start)
-    return Export(n, ExternKind(kind), r.u32("an export index"))
+    return Export(n, _KINDS[kind], r.u32("an export index"))
 
 
 def encode_export(e: Export) -> bytes:
