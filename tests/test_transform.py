@@ -262,3 +262,23 @@ def test_invalid_function_body_is_rejected() -> None:
         threadify.transform(data)
     # --no-validate trades this check for speed: the module is then transformed as it is.
     threadify.transform(data, validate=False)
+
+
+def test_legacy_exceptions_are_not_reported_invalid() -> None:
+    """wasmtime cannot validate legacy exceptions (``try``/``catch``): that is no reason to
+    call the module invalid."""
+    text = """(module (memory 2 64) (global $sp (mut i32) (i32.const 65536))
+      (tag $e) (func (export "_start") try nop catch $e end))"""
+    out = threadify.transform(wat2wasm(text), allow_non_atomic=True)
+    assert_valid(out, "all")
+
+
+def test_memory_hint_is_a_usable_size() -> None:
+    text = "(module (memory 20 20) (global $sp (mut i32) (i32.const 65536)))"
+    with pytest.raises(threadify.ThreadifyError) as info:
+        threadify.transform(wat2wasm(text), allow_non_atomic=True)
+    hint = info.value.fix or ""
+    size = hint.split("--max-memory ")[1].split()[0]
+    out = threadify.transform(wat2wasm(text), allow_non_atomic=True,
+                              max_memory=int(size.removesuffix("MiB")) << 20)
+    assert_valid(out, THREADS_FEATURES)

@@ -115,6 +115,14 @@ def run(data: bytes, options: Options | None = None) -> Result:
     return result
 
 
+def _size_text(size: int) -> str:
+    """``size`` in the largest binary unit that divides it (``512MiB``, ``2GiB``)."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
+
+
 def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:
     memory, syms = analysis.memory, analysis.symbols
     assert memory is not None and syms is not None and syms.stack_pointer is not None
@@ -127,11 +135,16 @@ def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:
         memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)
     needed = memory.type.min + abi.CONTROL_PAGES + layout.pages
     if effective_max < needed:
+        limit = MAX_WASM32_BYTES // abi.PAGE
+        if needed > limit:
+            fix = "use a smaller --stack-size, or link with a smaller initial memory"
+        else:
+            suggest = min(abi.align_up(max(needed * 2, memory.type.min + 1024), 16), limit)
+            fix = (f"relink with a larger --max-memory, or pass e.g. --max-memory "
+                   f"{_size_text(suggest * abi.PAGE)} to threadify")
         raise UnsupportedModuleError(
             f"the memory maximum ({effective_max} pages) leaves no room for a thread stack "
-            f"(needs at least {needed} pages)",
-            f"relink with a larger --max-memory (e.g. --max-memory={needed * 4 * abi.PAGE}) or "
-            f"pass --max-memory to threadify")
+            f"(needs at least {needed} pages)", fix)
     if control + abi.CONTROL_PAGES * abi.PAGE > MAX_WASM32_BYTES:
         raise UnsupportedModuleError("the initial memory leaves no room below 4 GiB")
 

@@ -55,13 +55,28 @@ def explain(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def unsupported_feature(reason: str) -> bool:
+    """``True`` when wasmtime refused a *proposal* it does not implement (e.g. legacy
+    exceptions), which says nothing about the module being invalid."""
+    text = reason.lower()
+    return "feature" in text and any(word in text for word in (
+        "required", "not enabled", "support"))
+
+
 def validate(data: bytes, *, threads_only: bool = False) -> None:
-    """Raise :class:`InvalidModuleError` unless ``data`` validates."""
+    """Raise :class:`InvalidModuleError` unless ``data`` validates.
+
+    A module using a proposal wasmtime cannot validate (legacy exceptions, for one) is let
+    through: threadify's own decoder has checked its structure, and its function bodies are
+    copied unchanged.
+    """
     import wasmtime
 
     try:
         wasmtime.Module.validate(engine(threads_only), data)
     except wasmtime.WasmtimeError as error:
+        if unsupported_feature(explain(error)):
+            return
         raise InvalidModuleError(f"the module is not valid WebAssembly: {explain(error)}",
                                  "check the toolchain's output with 'wasm-tools validate'; "
                                  "rebuild it") from None
