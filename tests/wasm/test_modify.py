@@ -212,3 +212,17 @@ def test_builder_and_instr_helpers() -> None:
     assert Instr("i32.load", (2, 8, 0)) in ops
     with pytest.raises(ValueError):
         FunctionBuilder([]).emit("block").finish()
+
+
+def test_list_assignment_and_hashable_items() -> None:
+    data = (DATA / "tls_atomics.defined.wasm").read_bytes()
+    m = Module.decode(data)
+    live = m.exports
+    m.exports = [e for e in m.exports if e.name != "wait_for"]
+    assert m.exports is live and "wait_for" not in {e.name for e in live}
+    assert {hash(d) for d in m.data}  # memoryview-backed segments hash by value
+    seg = m.data[0]
+    assert seg == type(seg)(seg.passive, seg.memory, seg.offset, bytes(seg.init))
+    out = m.encode()
+    assert_valid(out)
+    assert [e.name for e in Module.decode(out).exports] == [e.name for e in live]

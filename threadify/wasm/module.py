@@ -372,7 +372,11 @@ def _items_property(section_id: int, doc: str) -> Any:
     def getter(self: Module) -> list[Any]:
         return cast(_VectorSection, self._known_section(section_id)).items
 
-    return property(getter, doc=doc)
+    def setter(self: Module, value: list[Any]) -> None:
+        # replace the contents, keeping the live list (and its decode-time snapshot)
+        getter(self)[:] = list(value)
+
+    return property(getter, setter, doc=doc)
 
 
 class Module:
