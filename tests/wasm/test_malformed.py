@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.tooling import wat2wasm
-from tests.wasm.corpus import DATA
+from tests.wasm.corpus import DATA, smith_module
 from threadify.errors import WasmDecodeError
 from threadify.wasm import FunctionBody, Module, decode_instructions
 
@@ -32,11 +32,29 @@ def test_truncation_at_every_offset() -> None:
             assert 0 <= info.value.offset <= n
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_random_mutations(data: st.DataObject) -> None:
-    buf = bytearray(SMALL)
+def _sources() -> list[bytes]:
+    # a linked C module (DWARF, name section, atomics) and smith modules exercising GC types,
+    # compact imports, exceptions, SIMD and multi-memory
+    out = [SMALL]
+    for fs, seed in (("default", 5), ("threads-simd", 7), ("exceptions-tailcall-gc", 9),
+                     ("memory64-multimem-pages", 11)):
+        mod = smith_module(fs, seed)
+        if mod is not None and len(mod) > 16:
+            out.append(mod)
+    return out
+
+
+@pytest.mark.parametrize("source", range(5))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_mutations(source: int, data: st.DataObject) -> None:
+    sources = _sources()
+    if source >= len(sources):
+        return
+    buf = bytearray(sources[source])
     for _ in range(data.draw(st.integers(1, 6))):
+        if len(buf) <= 9:
+            break
         op = data.draw(st.sampled_from(["flip", "set", "insert", "delete"]))
         pos = data.draw(st.integers(8, len(buf) - 1))
         if op == "flip":
