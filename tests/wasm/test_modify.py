@@ -226,3 +226,14 @@ def test_list_assignment_and_hashable_items() -> None:
     out = m.encode()
     assert_valid(out)
     assert [e.name for e in Module.decode(out).exports] == [e.name for e in live]
+
+
+def test_removing_a_custom_section_alone_changes_output() -> None:
+    data = DEBUG.read_bytes()
+    m = Module.decode(data)
+    m.remove_custom("no-such-section")
+    assert m.encode() is data
+    m.remove_custom("producers")
+    out = m.encode()
+    assert len(out) < len(data) and Module.decode(out).get_custom("producers") is None
+    assert_valid(out)

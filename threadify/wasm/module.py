@@ -401,6 +401,7 @@ class Module:
         self._input = data
         self._sections = sections
         self._known: dict[int, _Section] = {s.id: s for s in sections if s.id != S.CUSTOM}
+        self._removed = False  # a section was removed (not visible as a changed section)
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -475,7 +476,7 @@ class Module:
         ``fresh=True`` ignores the original bytes of known sections and re-encodes every item
         (and every instruction) from its decoded value with minimal LEBs: the output means the
         same but is not byte-identical. It exists to test the encoders."""
-        if (not fresh and isinstance(self._input, bytes)
+        if (not fresh and not self._removed and isinstance(self._input, bytes)
                 and not any(s.changed() for s in self._sections)):
             return self._input
         return b"".join(self.chunks(fresh))
@@ -571,8 +572,11 @@ class Module:
 
     def remove_custom(self, name: str) -> None:
         """Remove every custom section called ``name``."""
-        self._sections = [s for s in self._sections
-                          if not (isinstance(s, _CustomSection) and s.name == name)]
+        kept = [s for s in self._sections
+                if not (isinstance(s, _CustomSection) and s.name == name)]
+        if len(kept) != len(self._sections):
+            self._removed = True
+        self._sections = kept
 
     def names(self) -> Any:
         """The decoded ``name`` section (:class:`~threadify.wasm.names.NameSection`) or None."""
