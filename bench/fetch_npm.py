@@ -50,7 +50,10 @@ def fetch(package: str) -> list[Path]:
                 for member in tar.getmembers():
                     if member.isfile() and member.name.endswith(".wasm"):
                         member.name = os.path.basename(member.name)
-                        tar.extract(member, dest, filter="data")
+                        try:
+                            tar.extract(member, dest, filter="data")
+                        except TypeError:  # Python without extraction filters
+                            tar.extract(member, dest)
         (dest / ".complete").write_text(version)
     return sorted(dest.glob("*.wasm"))
 
