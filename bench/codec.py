@@ -67,6 +67,26 @@ def run(cmd: list[str]) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss * 1024
 
 
+def check(path: Path) -> None:
+    """Decode every function body of ``path`` and check that re-encoding the instructions
+    gives the body's bytes back (a real-world complement to the test suite; slow: ~3 µs per
+    instruction)."""
+    sys.path.insert(0, str(ROOT))
+    from threadify.wasm import Module, encode_instructions
+
+    t0 = time.perf_counter()
+    m = Module.decode(path.read_bytes())
+    m.decode_all()
+    count = mismatches = 0
+    for body in m.code:
+        instrs = body.instructions()
+        count += len(instrs)
+        if encode_instructions(instrs) != body.raw[body.expression_offset():]:
+            mismatches += 1
+    print(f"{path.name}: {len(m.code)} bodies, {count} instructions, {mismatches} mismatches, "
+          f"{time.perf_counter() - t0:.1f} s")
+
+
 def default_files() -> list[Path]:
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fetch_npm.py")],
                           capture_output=True, text=True, check=True)
@@ -77,8 +97,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--check", action="store_true",
+                    help="instead of timing, decode every instruction and check the re-encoding")
     args = ap.parse_args()
     files = args.files or default_files()
+    if args.check:
+        for path in files:
+            check(path)
+        return 0
     wasm_tools = shutil.which("wasm-tools")
     wasm_opt = os.environ.get("WASM_OPT") or shutil.which("wasm-opt")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, best of {args.repeat}")
