@@ -105,10 +105,9 @@ class _Finder:
 
     def __init__(self, module: Module) -> None:
         self.module = module
-        names = module.names()
-        self.global_names = dict(names.globals) if names else {}
-        self.func_names = dict(names.functions) if names else {}
-        self.data_names = dict(names.data) if names else {}
+        self.names = module.names()
+        self.global_names = dict(self.names.globals) if self.names else {}
+        self.data_names = dict(self.names.data) if self.names else {}
 
     def global_(self, name: str) -> Found | None:
         index = _by_name(self.global_names, name)
@@ -120,9 +119,11 @@ class _Finder:
         return None
 
     def func(self, name: str) -> Found | None:
-        index = _by_name(self.func_names, name)
-        if index is not None:
-            return Found(index, "name section")
+        # Function-name maps can hold ~100k entries: decode only if the name can be there.
+        if self.names is not None and self.names.may_contain(name):
+            index = _by_name(self.names.functions, name)
+            if index is not None:
+                return Found(index, "name section")
         index = _export(self.module, ExternKind.FUNC, name)
         if index is not None:
             return Found(index, "export")

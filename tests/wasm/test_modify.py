@@ -237,3 +237,30 @@ def test_removing_a_custom_section_alone_changes_output() -> None:
     out = m.encode()
     assert len(out) < len(data) and Module.decode(out).get_custom("producers") is None
     assert_valid(out)
+
+
+def test_name_append_splices_without_decoding() -> None:
+    """Names for appended items are spliced onto the raw maps; the result equals a full
+    re-encode, and existing names are untouched."""
+    m = Module.decode((DATA / "tls_atomics.debug.wasm").read_bytes())
+    raw = m.get_custom("name")
+    assert raw is not None
+    fast = NameSection.decode(raw)
+    fast.append(1, {900: "threadify_new"})
+    fast.append(7, {901: "threadify_g"})
+    assert 1 not in fast._value  # nothing decoded
+    slow = NameSection.decode(raw)
+    slow.functions[900] = "threadify_new"
+    slow.globals[901] = "threadify_g"
+    assert fast.encode() == slow.encode()
+    again = NameSection.decode(fast.encode())
+    assert again.functions[900] == "threadify_new" and again.globals[901] == "threadify_g"
+    assert {k: v for k, v in again.functions.items() if k != 900} == NameSection.decode(
+        raw).functions
+
+
+def test_name_may_contain() -> None:
+    raw = Module.decode((DATA / "tls_atomics.debug.wasm").read_bytes()).get_custom("name")
+    assert raw is not None
+    ns = NameSection.decode(raw)
+    assert ns.may_contain("__stack_pointer") and not ns.may_contain("no_such_symbol_name")

@@ -13,18 +13,21 @@ from typing import Any
 
 from threadify.wasm import Module, NameSection, Producers
 
+FUNCTION_NAMES = 1  # name subsection ids
+GLOBAL_NAMES = 7
+
 
 def name_items(module: Module, functions: dict[str, int], globals_: dict[str, int]) -> None:
-    """Add names for the injected functions and globals (creating a name section if needed)."""
+    """Add names for the injected functions and globals (creating a name section if needed).
+
+    The new items have the highest indices, so their names are appended to the existing maps
+    without decoding them (large modules carry ~100k function names).
+    """
     names = module.names()
     if names is None:
-        names = NameSection.decode(b"")
-    for name, index in functions.items():
-        names.functions[index] = name
-    for name, index in globals_.items():
-        names.globals[index] = name
-    names.functions = dict(sorted(names.functions.items()))
-    names.globals = dict(sorted(names.globals.items()))
+        names = NameSection()
+    names.append(FUNCTION_NAMES, {index: name for name, index in functions.items()})
+    names.append(GLOBAL_NAMES, {index: name for name, index in globals_.items()})
     module.set_names(names)
 
 

@@ -89,6 +89,7 @@ class _VectorSection(_Section):
         super().__init__(section_id, offset, header, payload)
         self.reader, self.encoder, self.min_size = S.VECTOR_CODECS[section_id]
         self._items: list[Any] | None = None
+        self._tail: list[Any] = []  # appended while the original items were never decoded
         self._snapshot: list[Any] = []
         self._entries: list[tuple[int, int, int] | None] = []
         self._count_width: int | None = None
@@ -97,8 +98,36 @@ class _VectorSection(_Section):
     def items(self) -> list[Any]:
         if self._items is None:
             self._decode()
+            assert self._items is not None
+            if self._tail:
+                self._items.extend(self._tail)
+                self._tail = []
         assert self._items is not None
         return self._items
+
+    def _original_count(self) -> tuple[int, int]:
+        """(item count, width of its LEB) read from the payload without decoding items."""
+        if self.payload is None:
+            return 0, 0
+        r = Reader(self.payload, base=self.payload_offset)
+        n = r.count(f"a {S.SECTION_NAMES[self.id]} section item count", self.min_size)
+        return n, r.pos
+
+    def append(self, new_items: list[Any]) -> None:
+        """Append items; the existing ones stay undecoded if nobody has read them.
+
+        Not for the import section, whose compact encoding makes entries and items differ.
+        """
+        if self._items is not None or self.payload is None:
+            self.items.extend(new_items)
+        else:
+            self._tail.extend(new_items)
+
+    def length(self) -> int:
+        """Number of items, without decoding them when they were not read."""
+        if self._items is not None or self.payload is None:
+            return len(self.items)
+        return self._original_count()[0] + len(self._tail)
 
     def _decode(self) -> None:
         items: list[Any] = []
@@ -151,7 +180,21 @@ class _VectorSection(_Section):
         self._items = items
 
     def changed(self) -> bool:
-        return self._items is not None and self._items != self._snapshot
+        if self._items is None:
+            return bool(self._tail)
+        return self._items != self._snapshot
+
+    def _emit_tail(self, parts: list[bytes | memoryview]) -> None:
+        """Original payload after its count, verbatim, then the appended items."""
+        assert self.payload is not None
+        n, width = self._original_count()
+        count = n + len(self._tail)
+        head = uleb(count, width) if uleb_width(count) <= width else uleb(count)
+        body = [self.payload[width:], *(self.encoder(item) for item in self._tail)]
+        size = len(head) + sum(len(b) for b in body)
+        parts.append(_header(self.id, size, self._size_width()))
+        parts.append(head)
+        parts.extend(body)
 
     def _unchanged_entry(self, i: int) -> tuple[int, int, int] | None:
         """The original entry starting at item ``i`` if all its items are still in place."""
@@ -174,6 +217,9 @@ class _VectorSection(_Section):
         if not fresh and not self.changed():
             if self.header is not None:
                 super().emit(parts)
+            return
+        if not fresh and self._items is None and self._tail:
+            self._emit_tail(parts)
             return
         items = self.items
         if not items:
@@ -656,15 +702,23 @@ class Module:
         self.types.append(ft)
         return i
 
+    def _vector(self, section_id: int) -> _VectorSection:
+        return cast(_VectorSection, self._known_section(section_id))
+
     def add_function(self, type_index: int, body: FunctionBody) -> int:
-        """Append a defined function; returns its function index."""
-        self.functions.append(type_index)
-        self.code.append(body)
-        return self.num_imported(ExternKind.FUNC) + len(self.functions) - 1
+        """Append a defined function; returns its function index.
+
+        Existing entries of the function and code sections are not decoded for this.
+        """
+        functions = self._vector(S.FUNCTION)
+        functions.append([type_index])
+        self._vector(S.CODE).append([body])
+        return self.num_imported(ExternKind.FUNC) + functions.length() - 1
 
     def add_global(self, g: Global) -> int:
-        self.globals.append(g)
-        return self.num_imported(ExternKind.GLOBAL) + len(self.globals) - 1
+        globals_ = self._vector(S.GLOBAL)
+        globals_.append([g])
+        return self.num_imported(ExternKind.GLOBAL) + globals_.length() - 1
 
     def add_export(self, e: Export) -> None:
         if any(x.name == e.name for x in self.exports):

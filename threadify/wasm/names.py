@@ -1,15 +1,25 @@
 """The ``name`` custom section.
 
 Threadify reads linker symbol names from it (functions, globals, data segments such as
-``.tdata``) and adds names for what it injects. Subsections it has no use for (labels, types,
-tables, memories, elements, fields, tags) are kept as raw bytes and re-emitted in their place,
-and a decoded subsection that was not modified is re-emitted from its original bytes, so an
-unmodified decode -> encode is byte-identical whatever LEB widths the producer chose.
+``.tdata``) and adds names for what it injects. Release builds of large programs carry tens of
+thousands of function names, so the section is lazy: :meth:`NameSection.decode` only splits it
+into subsections, and each of ``module``, ``functions``, ``locals``, ``globals`` and ``data`` is
+decoded the first time it is read. Names for items appended to the module go through
+:meth:`NameSection.append`, which splices them onto the end of the raw subsection without
+decoding it (indices of appended items are larger than every existing one, so the map stays
+sorted).
+
+Subsections it has no use for (labels, types, tables, memories, elements, fields, tags) are kept
+as raw bytes and re-emitted in their place, and a subsection that was not modified is re-emitted
+from its original bytes, so an unmodified decode -> encode is byte-identical whatever LEB widths
+the producer chose. Malformed contents of a decoded kind raise
+:class:`~threadify.errors.WasmDecodeError` when that subsection is first read (or from
+:meth:`NameSection.decode_all`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
 from threadify.errors import WasmDecodeError
 from threadify.wasm.reader import Reader
@@ -17,6 +27,9 @@ from threadify.wasm.writer import name, uleb
 
 MODULE, FUNCTIONS, LOCALS, GLOBALS, DATA = 0, 1, 2, 7, 9
 _DECODED = (MODULE, FUNCTIONS, LOCALS, GLOBALS, DATA)
+_ATTR = {MODULE: "module", FUNCTIONS: "functions", LOCALS: "locals", GLOBALS: "globals",
+         DATA: "data"}
+_UNSET = object()
 
 
 def _read_namemap(r: Reader) -> dict[int, str]:
@@ -31,84 +44,175 @@ def _encode_namemap(m: dict[int, str]) -> bytes:
     return uleb(len(m)) + b"".join(uleb(i) + name(m[i]) for i in sorted(m))
 
 
-@dataclass
-class NameSection:
-    """Decoded ``name`` section. Fields are plain, mutable Python containers."""
+def _empty(sid: int) -> Any:
+    return None if sid == MODULE else {}
 
-    module: str | None = None
-    functions: dict[int, str] = field(default_factory=dict)
-    locals: dict[int, dict[int, str]] = field(default_factory=dict)
-    globals: dict[int, str] = field(default_factory=dict)
-    data: dict[int, str] = field(default_factory=dict)
-    #: ``(subsection id, raw payload)`` in section order; decoded ids keep their slot here with
-    #: their original payload, used verbatim while the decoded value is unchanged.
-    subsections: list[tuple[int, bytes]] = field(default_factory=list)
-    _original: dict[int, object] = field(default_factory=dict, repr=False, compare=False)
-    _size_lebs: dict[tuple[int, bytes], bytes] = field(default_factory=dict, repr=False,
-                                                       compare=False)
+
+class NameSection:
+    """Decoded ``name`` section. Fields read as plain, mutable Python containers."""
+
+    def __init__(self, module: str | None = None, functions: dict[int, str] | None = None,
+                 locals: dict[int, dict[int, str]] | None = None,
+                 globals: dict[int, str] | None = None,
+                 data: dict[int, str] | None = None) -> None:
+        #: ``(subsection id, raw payload)`` in section order, as read.
+        self.subsections: list[tuple[int, bytes]] = []
+        self._size_lebs: dict[int, bytes] = {}  # by position in ``subsections``
+        self._bases: dict[int, int] = {}  # absolute offset of each decoded kind's payload
+        self._value: dict[int, Any] = {}  # decoded (or assigned) value per subsection id
+        self._original: dict[int, Any] = {}  # snapshot taken when decoded from raw bytes
+        self._appended: dict[int, dict[int, str]] = {}  # not yet merged into a raw map
+        for sid, value in ((MODULE, module), (FUNCTIONS, functions), (LOCALS, locals),
+                           (GLOBALS, globals), (DATA, data)):
+            if value is not None:
+                self._value[sid] = value
+
+    # -- decoding -------------------------------------------------------------------------------
 
     @classmethod
-    def decode(cls, payload: bytes, base: int = 0) -> NameSection:
-        """Decode the section's contents (after its name). ``base`` only offsets errors."""
+    def decode(cls, payload: bytes | memoryview, base: int = 0) -> NameSection:
+        """Split the section's contents (after its name) into subsections.
+
+        ``base`` only offsets errors. Subsection contents are decoded on first access.
+        """
         ns = cls()
         r = Reader(bytes(payload), base=base)
+        seen: set[int] = set()
         while not r.at_end():
             sid = r.u8("a name subsection id")
             size_start = r.pos
             size = r.u32("a name subsection size")
             start = r.pos
             raw = r.take(size, "name subsection")
+            if sid in _DECODED:
+                if sid in seen:
+                    raise WasmDecodeError(base + start - 2, f"at most one name subsection {sid}")
+                seen.add(sid)
+                ns._bases[sid] = base + start
+            ns._size_lebs[len(ns.subsections)] = bytes(r.data[size_start:start])
             ns.subsections.append((sid, raw))
-            ns._size_lebs[(sid, raw)] = bytes(r.data[size_start:start])
-            if sid not in _DECODED:
-                continue
-            if any(s == sid for s, _ in ns.subsections[:-1]):
-                raise WasmDecodeError(base + start - 2, f"at most one name subsection {sid}")
-            sub = Reader(raw, base=base + start)
-            value: object
-            if sid == MODULE:
-                ns.module = value = sub.name("a module name")
-            elif sid == LOCALS:
-                loc: dict[int, dict[int, str]] = {}
-                for _ in range(sub.count("an indirect name map length", 2)):
-                    idx = sub.u32("a function index")
-                    loc[idx] = _read_namemap(sub)
-                ns.locals = loc
-                value = {k: dict(v) for k, v in loc.items()}
-            else:
-                m = _read_namemap(sub)
-                value = dict(m)
-                setattr(ns, {FUNCTIONS: "functions", GLOBALS: "globals", DATA: "data"}[sid], m)
-            if not sub.at_end():
-                raise sub.error(f"the end of name subsection {sid}")
-            ns._original[sid] = value
         return ns
 
-    def _current(self, sid: int) -> object:
-        if sid == MODULE:
-            return self.module
-        return {FUNCTIONS: self.functions, LOCALS: self.locals, GLOBALS: self.globals,
-                DATA: self.data}[sid]
+    def _raw(self, sid: int) -> bytes | None:
+        for s, raw in self.subsections:
+            if s == sid:
+                return raw
+        return None
 
-    def _encode_sub(self, sid: int) -> bytes:
+    def _decode_sub(self, sid: int, raw: bytes) -> Any:
+        sub = Reader(raw, base=self._bases.get(sid, 0))
+        value: Any
         if sid == MODULE:
-            assert self.module is not None
-            return name(self.module)
-        if sid == LOCALS:
-            return uleb(len(self.locals)) + b"".join(
-                uleb(i) + _encode_namemap(self.locals[i]) for i in sorted(self.locals))
-        m = self._current(sid)
-        assert isinstance(m, dict)
-        return _encode_namemap(m)
+            value = sub.name("a module name")
+        elif sid == LOCALS:
+            value = {}
+            for _ in range(sub.count("an indirect name map length", 2)):
+                idx = sub.u32("a function index")
+                value[idx] = _read_namemap(sub)
+        else:
+            value = _read_namemap(sub)
+        if not sub.at_end():
+            raise sub.error(f"the end of name subsection {sid}")
+        return value
+
+    def _get(self, sid: int) -> Any:
+        if sid not in self._value:
+            raw = self._raw(sid)
+            if raw is None:
+                value = _empty(sid)
+            else:
+                value = self._decode_sub(sid, raw)
+                self._original[sid] = (value if sid == MODULE else
+                                       {k: dict(v) for k, v in value.items()} if sid == LOCALS
+                                       else dict(value))
+            pending = self._appended.pop(sid, None)
+            if pending:
+                value.update(pending)
+            self._value[sid] = value
+        return self._value[sid]
+
+    def _set(self, sid: int, value: Any) -> None:
+        self._appended.pop(sid, None)
+        if sid not in self._value and self._raw(sid) is not None:
+            self._get(sid)  # keep the snapshot so an unchanged value re-emits the raw bytes
+        self._value[sid] = value
+
+    def decode_all(self) -> None:
+        """Decode every subsection threadify understands (raises on malformed contents)."""
+        for sid in _DECODED:
+            self._get(sid)
+
+    module = property(lambda self: self._get(MODULE), lambda self, v: self._set(MODULE, v),
+                      doc="The module's name, or None.")
+    functions = property(lambda self: self._get(FUNCTIONS),
+                         lambda self, v: self._set(FUNCTIONS, v),
+                         doc="Function index -> name.")
+    locals = property(lambda self: self._get(LOCALS), lambda self, v: self._set(LOCALS, v),
+                      doc="Function index -> local index -> name.")
+    globals = property(lambda self: self._get(GLOBALS), lambda self, v: self._set(GLOBALS, v),
+                       doc="Global index -> name.")
+    data = property(lambda self: self._get(DATA), lambda self, v: self._set(DATA, v),
+                    doc="Data segment index -> name.")
+
+    # -- cheap queries and edits ---------------------------------------------------------------
+
+    def may_contain(self, text: str) -> bool:
+        """``False`` when ``text`` is certainly not one of the names (no decoding needed)."""
+        needle = text.encode()
+        if any(needle in raw for _sid, raw in self.subsections):
+            return True
+        for value in (*self._value.values(), *self._appended.values()):
+            if value == text or (isinstance(value, dict) and text in value.values()):
+                return True
+        return False
+
+    def append(self, sid: int, entries: dict[int, str]) -> None:
+        """Add names for *newly appended* items (indices above every named one) to map
+        subsection ``sid`` (1 functions, 7 globals, 9 data ...) without decoding it."""
+        if sid not in (FUNCTIONS, GLOBALS, DATA):
+            raise ValueError(f"append supports name maps 1, 7 and 9, not {sid}")
+        if sid in self._value:
+            self._value[sid].update(entries)
+        else:
+            self._appended.setdefault(sid, {}).update(entries)
+
+    # -- encoding -------------------------------------------------------------------------------
+
+    def _changed(self, sid: int) -> bool:
+        if sid in self._appended:
+            return True
+        if sid not in self._value:
+            return False
+        return bool(self._original.get(sid, _UNSET) != self._value[sid])
 
     def _present(self, sid: int) -> bool:
-        cur = self._current(sid)
-        return cur is not None and cur != {}
+        if sid in self._appended:
+            return True
+        value = self._value.get(sid)
+        return value is not None and value != {}
 
-    def _raw_sub(self, sid: int, raw: bytes) -> bytes:
-        size = self._size_lebs.get((sid, raw))
-        if size is None:
-            size = uleb(len(raw))
+    def _encode_sub(self, sid: int) -> bytes:
+        pending = self._appended.get(sid)
+        if pending is not None and sid not in self._value:
+            raw = self._raw(sid)
+            if raw is not None:  # splice: new count, the old entries verbatim, the new ones
+                r = Reader(raw, base=self._bases.get(sid, 0))
+                count = r.count("a name map length", 2)
+                tail = raw[r.pos:]
+                return uleb(count + len(pending)) + tail + b"".join(
+                    uleb(i) + name(pending[i]) for i in sorted(pending))
+            return _encode_namemap(pending)
+        value = self._get(sid)
+        if sid == MODULE:
+            assert value is not None
+            return name(value)
+        if sid == LOCALS:
+            return uleb(len(value)) + b"".join(
+                uleb(i) + _encode_namemap(value[i]) for i in sorted(value))
+        return _encode_namemap(value)
+
+    def _emit_raw(self, position: int, sid: int, raw: bytes) -> bytes:
+        size = self._size_lebs.get(position) or uleb(len(raw))
         return bytes((sid,)) + size + raw
 
     def encode(self) -> bytes:
@@ -124,18 +228,22 @@ class NameSection:
                     body = self._encode_sub(sid)
                     out.append(bytes((sid,)) + uleb(len(body)) + body)
 
-        for sid, raw in self.subsections:
+        for position, (sid, raw) in enumerate(self.subsections):
             emit_new_before(sid)
             if sid in _DECODED:
                 if sid in emitted:
                     continue
                 emitted.add(sid)
-                if sid in self._original and self._original[sid] == self._current(sid):
-                    out.append(self._raw_sub(sid, raw))
+                if not self._changed(sid):
+                    out.append(self._emit_raw(position, sid, raw))
                 elif self._present(sid):
                     body = self._encode_sub(sid)
                     out.append(bytes((sid,)) + uleb(len(body)) + body)
             else:
-                out.append(self._raw_sub(sid, raw))
+                out.append(self._emit_raw(position, sid, raw))
         emit_new_before(256)
         return b"".join(out)
+
+    def __repr__(self) -> str:
+        kinds = sorted({sid for sid, _ in self.subsections} | set(self._value))
+        return f"NameSection(subsections={kinds})"
