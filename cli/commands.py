@@ -76,11 +76,18 @@ def read_input(path: str) -> bytes:
         fail(f"cannot read {path}: {error.strerror or error}")
 
 
-def write_output(path: str, data: bytes) -> None:
-    """Write ``data`` atomically: a temporary file beside the target, then a rename."""
+def write_output(path: str, data: bytes | list[bytes | memoryview],
+                 before_commit: Callable[[], None] | None = None) -> None:
+    """Write ``data`` (bytes or chunks) atomically: a temporary file beside the target, then a
+    rename. ``before_commit`` runs before the rename (or before anything reaches stdout) and
+    may fail: the temporary file is then removed and nothing is written."""
+    chunks = [data] if isinstance(data, bytes) else data
     if path == "-":
+        if before_commit is not None:
+            before_commit()
         try:
-            sys.stdout.buffer.write(data)
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
         except BrokenPipeError:
             fail("cannot write to standard output: the reader closed the pipe")
@@ -96,9 +103,10 @@ def write_output(path: str, data: bytes) -> None:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                         dir=directory)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            for chunk in chunks:
+                handle.write(chunk)
+        if before_commit is not None:
+            before_commit()
         os.chmod(tmp_name, 0o644 & ~_umask())
         os.replace(tmp_name, target)
         tmp_name = None
@@ -177,6 +185,7 @@ def transform_command(
         if verify:
             from threadify.verify import verify as verify_output
 
+            result.check()
             verified = verify_output(result.output).as_dict()
     except ThreadifyError as error:
         fail(error.problem, error.fix)
@@ -184,10 +193,18 @@ def transform_command(
         fail("the module is nested too deeply to process")
     except MemoryError:
         fail("out of memory while processing the module")
-    write_output(output, result.output)
+
+    def check() -> None:
+        try:
+            result.check()
+        except ThreadifyError as error:
+            fail(error.problem, error.fix)
+
+    chunks = result.chunks()
+    write_output(output, chunks, before_commit=check)
     report = result.as_dict()
     report.update({"input": input, "output": output, "input_size": len(data),
-                   "output_size": len(result.output), "verified": verified})
+                   "output_size": sum(len(c) for c in chunks), "verified": verified})
     if json_report:
         typer.echo(json.dumps(report, indent=2, sort_keys=True), err=output == "-")
     elif not quiet:

@@ -243,3 +243,21 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     assert info.value.exit_code == 1
     assert "No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_body_rejected_and_nothing_written(tmp_path: Path) -> None:
+    """The background validation fails after the output was written to its temporary file:
+    the temporary file is removed and the target never appears."""
+    from threadify.wasm import Module
+
+    module = Module.decode(CLASS_B.read_bytes())
+    body = module.code[-1]
+    raw = bytes(body.raw)
+    module.code[-1] = type(body)(raw[:-1] + b"\xff" + raw[-1:])
+    src = tmp_path / "corrupt.wasm"
+    src.write_bytes(module.encode())
+    out = tmp_path / "out.wasm"
+    assert_clean_failure(threadify(str(src), "-o", str(out)), "not valid WebAssembly")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wasm"]
+    proc = threadify(str(src), "-o", "-")
+    assert proc.returncode == 1 and proc.stdout == b""

@@ -157,7 +157,7 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
             return result.reject("__tls_base is imported (a position-independent module)",
                                  "link a static executable (no -shared / -pie)")
         if syms.tdata is not None:
-            result.tdata_len = len(module.data[syms.tdata.index].init)
+            result.tdata_len = module.data_summary()[syms.tdata.index][2]
         if syms.tls_size_value is not None:
             result.tls_size = syms.tls_size_value
         else:

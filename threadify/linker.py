@@ -234,8 +234,8 @@ def find_symbols(module: Module) -> LinkerSymbols:
             init = const_i32(g.init)
             if g.type.valtype == I32 and init is not None:
                 active_starts = {
-                    const_i32(seg.offset) for seg in module.data
-                    if not seg.passive and seg.offset is not None
+                    const_i32(offset) for passive, offset, _len in module.data_summary()
+                    if not passive and offset is not None
                 }
                 if not g.type.mutable and init in active_starts:
                     syms.tls_base = Found(after, "heuristic: immutable i32 global after the "
@@ -256,18 +256,18 @@ def find_symbols(module: Module) -> LinkerSymbols:
         syms.data_end_value = _defined_global_init(module, syms.data_end.index)
 
     # -- shape: the .tdata segment ----------------------------------------------------------
-    if syms.tdata is None and tls_seg is not None and tls_seg < len(module.data):
+    segments = module.data_summary()
+    if syms.tdata is None and tls_seg is not None and tls_seg < len(segments):
         syms.tdata = Found(tls_seg, "heuristic: segment the memory initialiser writes at the "
                                     "TLS address")
     if syms.tdata is None and syms.init_tls is not None:
         instrs = _function_instructions(module, syms.init_tls.index)
         segs = [i.imm[0] for i in instrs or [] if i.op == "memory.init"]
-        if len(segs) == 1 and isinstance(segs[0], int) and segs[0] < len(module.data):
+        if len(segs) == 1 and isinstance(segs[0], int) and segs[0] < len(segments):
             syms.tdata = Found(segs[0], "heuristic: segment __wasm_init_tls copies")
     if syms.tdata is None and syms.tls_base_init:
-        for index, seg in enumerate(module.data):
-            if not seg.passive and seg.offset is not None and (
-                    const_i32(seg.offset) == syms.tls_base_init):
+        for index, (passive, offset, _len) in enumerate(segments):
+            if not passive and offset is not None and const_i32(offset) == syms.tls_base_init:
                 syms.tdata = Found(index, "heuristic: active segment at __tls_base's address")
                 break
     if syms.tls_base_init in (None, 0) and tls_addr is not None:

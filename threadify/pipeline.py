@@ -61,17 +61,40 @@ class Options:
 
 @dataclass
 class Result:
-    """What :func:`run` did."""
+    """What :func:`run` did. The output is encoded on demand: :meth:`chunks` lets a caller
+    write it without ever holding a joined copy (peak memory on large modules)."""
 
-    output: bytes
+    module: Module | None
+    input: bytes
     verdict: str
     reasons: list[str]
     changes: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
+    validation: BackgroundValidation | None = None
+    _output: bytes | None = None
 
     @property
     def unchanged(self) -> bool:
         return self.verdict == "C"
+
+    def chunks(self) -> list[bytes | memoryview]:
+        """The output as byte chunks (views into the input where sections are unchanged)."""
+        if self._output is not None:
+            return [self._output]
+        if self.module is None:
+            return [self.input]
+        return list(self.module.chunks())
+
+    @property
+    def output(self) -> bytes:
+        if self._output is None:
+            self._output = self.input if self.module is None else self.module.encode()
+        return self._output
+
+    def check(self) -> None:
+        """Wait for the input's validation; raises ``ThreadifyError`` if it is invalid."""
+        if self.validation is not None:
+            self.validation.result()
 
     def as_dict(self) -> dict[str, Any]:
         return {"class": self.verdict, "reasons": self.reasons, "changes": self.changes,
@@ -80,7 +103,9 @@ class Result:
 
 def transform(data: bytes, **options: Any) -> bytes:
     """Make ``data`` thread-ready; see :class:`Options` for the keyword arguments."""
-    return run(data, make_options(**options)).output
+    result = run(data, make_options(**options))
+    result.check()
+    return result.output
 
 
 def make_options(**options: Any) -> Options:
@@ -96,22 +121,27 @@ def make_options(**options: Any) -> Options:
 
 
 def run(data: bytes, options: Options | None = None) -> Result:
-    """Transform ``data``; returns the output and a report. Raises ``ThreadifyError``."""
+    """Transform ``data``; returns the result and a report. Raises ``ThreadifyError``.
+
+    The input's validation (``options.validate``) runs in a background thread from the start;
+    call :meth:`Result.check` before using the output (:func:`transform` does). The CLI
+    writes the output to its temporary file meanwhile, and renames it only after the check.
+    """
     options = options or Options()
     options.check()
     data = bytes(data)
     module = Module.decode(data)
+    validation = None
+    if options.validate and module.get_custom(abi.CUSTOM_SECTION) is None:
+        validation = BackgroundValidation(data)
     analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
     if analysis.verdict == "C":
-        return Result(data, "C", analysis.reasons)
+        return Result(None, data, "C", analysis.reasons)
     if analysis.error is not None:
         raise analysis.error
-    validation = BackgroundValidation(data) if options.validate else None
-    try:
-        result = _rewrite(module, analysis, options)
-    finally:
-        if validation is not None:
-            validation.result()
+    result = _rewrite(module, analysis, options)
+    result.input = data
+    result.validation = validation
     return result
 
 
@@ -203,4 +233,4 @@ def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:
         "globals": injected.globals,
     }
     record_section(module, record)
-    return Result(module.encode(), analysis.verdict, analysis.reasons, changes, record)
+    return Result(module, b"", analysis.verdict, analysis.reasons, changes, record)

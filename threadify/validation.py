@@ -12,7 +12,12 @@ and the like are reported by threadify's own checks (with a fix) rather than as 
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
+import platform
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from threadify.errors import ThreadifyError
@@ -45,7 +50,7 @@ def engine(threads_only: bool = False) -> Any:
     return wasmtime.Engine(config)
 
 
-def explain(error: BaseException) -> str:
+def explain(error: BaseException | str) -> str:
     """wasmtime's multi-line validation error as one line: the innermost causes."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     causes = [line.split(":", 1)[1].strip() if line[:1].isdigit() and ":" in line else line
@@ -63,6 +68,69 @@ def unsupported_feature(reason: str) -> bool:
         "required", "not enabled", "support"))
 
 
+#: Proposals enabled for input validation, as wasmtime C API setter names.
+_FEATURES = ("threads", "shared_memory", "bulk_memory", "reference_types", "simd",
+             "multi_value", "relaxed_simd", "tail_call", "multi_memory", "memory64",
+             "exceptions", "function_references", "gc", "custom_page_sizes",
+             "wide_arithmetic")
+
+
+class _ByteVec(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.POINTER(ctypes.c_ubyte))]
+
+
+def _native_validate(data: bytes) -> str | None:
+    """Validate through wasmtime's C API directly; the error message, or None when valid.
+
+    ``import wasmtime`` costs ~60 ms of interpreter time, which the background validation
+    would spend holding the GIL while the transform runs. The shared library it ships is loaded
+    here without the Python wrappers (only these few calls are needed). Raises ``OSError``
+    or ``AttributeError`` when the library cannot be used this way; callers fall back to
+    wasmtime-py.
+    """
+    spec = importlib.util.find_spec("wasmtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise OSError("wasmtime is not installed")
+    machine = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}.get(
+        platform.machine(), platform.machine())
+    names = {"linux": "_libwasmtime.so", "darwin": "_libwasmtime.dylib",
+             "win32": "_wasmtime.dll"}
+    platform_name = "linux" if sys.platform.startswith("linux") else sys.platform
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    lib = ctypes.CDLL(str(folder / f"{platform_name}-{machine}" / names[platform_name]))
+    lib.wasm_config_new.restype = ctypes.c_void_p
+    lib.wasm_engine_new_with_config.restype = ctypes.c_void_p
+    lib.wasm_engine_new_with_config.argtypes = [ctypes.c_void_p]
+    lib.wasm_engine_delete.argtypes = [ctypes.c_void_p]
+    lib.wasmtime_module_validate.restype = ctypes.c_void_p
+    lib.wasmtime_module_validate.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                             ctypes.c_size_t]
+    lib.wasmtime_error_message.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ByteVec)]
+    lib.wasmtime_error_delete.argtypes = [ctypes.c_void_p]
+    lib.wasm_byte_vec_delete.argtypes = [ctypes.POINTER(_ByteVec)]
+    config = lib.wasm_config_new()
+    for feature in _FEATURES:
+        setter = getattr(lib, f"wasmtime_config_wasm_{feature}_set", None)
+        if feature == "shared_memory":
+            setter = getattr(lib, "wasmtime_config_shared_memory_set", None)
+        if setter is not None:
+            setter.argtypes = [ctypes.c_void_p, ctypes.c_bool]
+            setter(config, True)
+    engine_ptr = lib.wasm_engine_new_with_config(config)  # takes ownership of config
+    try:
+        error = lib.wasmtime_module_validate(engine_ptr, data, len(data))
+        if not error:
+            return None
+        message = _ByteVec()
+        lib.wasmtime_error_message(error, ctypes.byref(message))
+        text = ctypes.string_at(message.data, message.size).decode("utf-8", "replace")
+        lib.wasm_byte_vec_delete(ctypes.byref(message))
+        lib.wasmtime_error_delete(error)
+        return text
+    finally:
+        lib.wasm_engine_delete(engine_ptr)
+
+
 def validate(data: bytes, *, threads_only: bool = False) -> None:
     """Raise :class:`InvalidModuleError` unless ``data`` validates.
 
@@ -70,16 +138,30 @@ def validate(data: bytes, *, threads_only: bool = False) -> None:
     through: threadify's own decoder has checked its structure, and its function bodies are
     copied unchanged.
     """
+    reason: str | None
+    try:
+        reason = _native_validate(data) if not threads_only else _wrapped_validate(data, True)
+    except (OSError, AttributeError, KeyError):
+        reason = _wrapped_validate(data, threads_only)
+    if reason is None:
+        return
+    reason = explain(reason)
+    if unsupported_feature(reason):
+        return
+    raise InvalidModuleError(f"the module is not valid WebAssembly: {reason}",
+                             "check the toolchain's output with 'wasm-tools validate'; "
+                             "rebuild it")
+
+
+def _wrapped_validate(data: bytes, threads_only: bool) -> str | None:
+    """Validation through wasmtime-py; the error message, or None when valid."""
     import wasmtime
 
     try:
         wasmtime.Module.validate(engine(threads_only), data)
     except wasmtime.WasmtimeError as error:
-        if unsupported_feature(explain(error)):
-            return
-        raise InvalidModuleError(f"the module is not valid WebAssembly: {explain(error)}",
-                                 "check the toolchain's output with 'wasm-tools validate'; "
-                                 "rebuild it") from None
+        return str(error)
+    return None
 
 
 class BackgroundValidation:

@@ -3,6 +3,8 @@ scalar and custom sections, names/producers/target_features."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.tooling import assert_valid, print_wat, wat2wasm
@@ -264,3 +266,22 @@ def test_name_may_contain() -> None:
     assert raw is not None
     ns = NameSection.decode(raw)
     assert ns.may_contain("__stack_pointer") and not ns.may_contain("no_such_symbol_name")
+
+
+@pytest.mark.parametrize("fixture", ["c/wasm/tls.nonshared.wasm", "c/wasm/globals.nonshared.wasm",
+                                     "rust/threads_no_core.nonshared.wasm"])
+def test_make_data_passive_raw_equals_decoded(fixture: str) -> None:
+    """The one-pass byte rewrite of the data section equals the item-by-item rewrite."""
+    path = Path(__file__).resolve().parents[2] / "fixtures" / fixture
+    raw_path = Module.decode(path.read_bytes())
+    summary = raw_path.data_summary()
+    writes_raw = raw_path.make_data_passive()
+    decoded = Module.decode(path.read_bytes())
+    decoded.data  # noqa: B018 - force the decoded path
+    writes_decoded = decoded.make_data_passive()
+    assert writes_raw == writes_decoded and writes_raw
+    assert [(i, o, n) for i, (p, o, n) in enumerate(summary) if not p] == writes_raw
+    assert raw_path.encode() == decoded.encode()
+    again = Module.decode(raw_path.encode())
+    assert all(seg.passive for seg in again.data)
+    assert [len(seg.init) for seg in again.data] == [n for _p, _o, n in summary]

@@ -9,22 +9,14 @@ later thread copies. Segment indices do not change; ``memory.init`` needs a Data
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from threadify.passes.threads import SegmentInit
 from threadify.wasm import Module
 
 
 def passivate(module: Module, tdata: int | None) -> list[SegmentInit]:
     """Turn every active segment passive; returns what the first instance must write."""
-    writes: list[SegmentInit] = []
-    data = module.data
-    for index, seg in enumerate(data):
-        if seg.passive:
-            continue
-        assert seg.offset is not None
-        writes.append(SegmentInit(index, bytes(seg.offset), len(seg.init), keep=index == tdata))
-        data[index] = replace(seg, passive=True, offset=None, memory=0)
+    writes = [SegmentInit(index, offset, length, keep=index == tdata)
+              for index, offset, length in module.make_data_passive()]
     if writes or module.data_count is not None:
-        module.data_count = len(data)
+        module.data_count = len(module.data_summary())
     return writes

@@ -121,6 +121,15 @@ class FunctionBuilder:
         self.instrs.append(Instr(op, tuple(imm)))
         return self
 
+    def emit_code(self, code: bytes) -> FunctionBuilder:
+        """Append pre-encoded, straight-line instructions (no blocks, no ``end``).
+
+        For generated code too long to build instruction by instruction, such as the
+        thousands of ``memory.init`` a module with many data segments needs.
+        """
+        self.instrs.append(Instr("<code>", (), raw=bytes(code)))
+        return self
+
     @contextmanager
     def _structured(self, op: str, bt: BlockType) -> Iterator[FunctionBuilder]:
         self.emit(op, bt)

@@ -22,7 +22,7 @@ from typing import Any, cast
 from threadify.errors import UnsupportedModuleError, WasmDecodeError
 from threadify.wasm import sections as S
 from threadify.wasm.code import FunctionBody
-from threadify.wasm.instructions import Instr
+from threadify.wasm.instructions import Instr, skip_const_expr
 from threadify.wasm.reader import Reader
 from threadify.wasm.types import (
     DataSegment,
@@ -90,6 +90,7 @@ class _VectorSection(_Section):
         self.reader, self.encoder, self.min_size = S.VECTOR_CODECS[section_id]
         self._items: list[Any] | None = None
         self._tail: list[Any] = []  # appended while the original items were never decoded
+        self._replaced = False  # the payload is not the input's any more
         self._snapshot: list[Any] = []
         self._entries: list[tuple[int, int, int] | None] = []
         self._count_width: int | None = None
@@ -122,6 +123,18 @@ class _VectorSection(_Section):
             self.items.extend(new_items)
         else:
             self._tail.extend(new_items)
+
+    def replace_payload(self, payload: bytes) -> None:
+        """Use ``payload`` (a complete, valid encoding of this section's contents) from now on,
+        as if it had been read: nothing is decoded, and it is emitted verbatim."""
+        self.payload = memoryview(payload)
+        self.header = memoryview(_header(self.id, len(payload), self._size_width()))
+        self._items = None
+        self._tail = []
+        self._snapshot = []
+        self._entries = []
+        self._count_width = None
+        self._replaced = True
 
     def length(self) -> int:
         """Number of items, without decoding them when they were not read."""
@@ -181,8 +194,8 @@ class _VectorSection(_Section):
 
     def changed(self) -> bool:
         if self._items is None:
-            return bool(self._tail)
-        return self._items != self._snapshot
+            return bool(self._tail) or self._replaced
+        return self._replaced or self._items != self._snapshot
 
     def _emit_tail(self, parts: list[bytes | memoryview]) -> None:
         """Original payload after its count, verbatim, then the appended items."""
@@ -190,7 +203,8 @@ class _VectorSection(_Section):
         n, width = self._original_count()
         count = n + len(self._tail)
         head = uleb(count, width) if uleb_width(count) <= width else uleb(count)
-        body = [self.payload[width:], *(self.encoder(item) for item in self._tail)]
+        body: list[bytes | memoryview] = [self.payload[width:]]
+        body.extend(self.encoder(item) for item in self._tail)
         size = len(head) + sum(len(b) for b in body)
         parts.append(_header(self.id, size, self._size_width()))
         parts.append(head)
@@ -218,8 +232,11 @@ class _VectorSection(_Section):
             if self.header is not None:
                 super().emit(parts)
             return
-        if not fresh and self._items is None and self._tail:
-            self._emit_tail(parts)
+        if not fresh and self._items is None:
+            if self._tail:
+                self._emit_tail(parts)
+            elif self.header is not None:  # a replaced payload, never decoded since
+                super().emit(parts)
             return
         items = self.items
         if not items:
@@ -333,6 +350,42 @@ def _split_code(payload: memoryview, pos: int, n: int, base: int
     return items, entries
 
 
+def _scan_data(section: _VectorSection) -> list[tuple[int, int, bytes | None, int, int]]:
+    """``(start, flags, offset expr, start of the length LEB, end)`` of every data segment, by
+    a pass over the section's bytes that builds no segment objects."""
+    assert section.payload is not None
+    r = Reader(section.payload, base=section.payload_offset)
+    n = r.count("a data section item count", S.VECTOR_CODECS[S.DATA][2])
+    out: list[tuple[int, int, bytes | None, int, int]] = []
+    for _ in range(n):
+        start = r.pos
+        flags = r.u32("data segment flags")
+        offset = None
+        if flags == 2:
+            r.u32("a memory index")
+        elif flags not in (0, 1):
+            raise r.error("data segment flags 0, 1 or 2", start)
+        if flags != 1:
+            offset = skip_const_expr(r)
+        len_start = r.pos
+        length = r.count("a data segment length")
+        r.view(length, "data")
+        out.append((start, flags, offset, len_start, r.pos))
+    if not r.at_end():
+        raise r.error(f"the end of the data section ({r.remaining()} bytes left after its "
+                      "last item)")
+    return out
+
+
+def _leb_len(section: _VectorSection, pos: int) -> int:
+    """Width of the LEB128 starting at ``payload[pos]``."""
+    assert section.payload is not None
+    width = 1
+    while section.payload[pos + width - 1] & 0x80:
+        width += 1
+    return width
+
+
 def _fresh_code(body: FunctionBody) -> bytes:
     """A body re-encoded from its decoded instructions, ignoring their original bytes."""
     instrs = [Instr(i.op, i.imm) for i in body.instructions()]
@@ -402,9 +455,10 @@ class _CustomSection(_Section):
         if self._new is None:
             super().emit(parts)
             return
-        body = encode_name(self.name) + self._new
-        parts.append(_header(S.CUSTOM, len(body)))
-        parts.append(body)
+        prefix = encode_name(self.name)
+        parts.append(_header(S.CUSTOM, len(prefix) + len(self._new)))
+        parts.append(prefix)
+        parts.append(self._new)
 
 
 def _make_known(section_id: int, offset: int, header: memoryview | None,
@@ -628,8 +682,10 @@ class Module:
         """The decoded ``name`` section (:class:`~threadify.wasm.names.NameSection`) or None."""
         from threadify.wasm.names import NameSection
 
-        raw = self.get_custom("name")
-        return None if raw is None else NameSection.decode(raw)
+        for section in self._customs():
+            if section.name == "name":  # decoded from a view: no copy of a large section
+                return NameSection.decode(section.contents(), base=-1)
+        return None
 
     def set_names(self, ns: Any) -> None:
         self.set_custom("name", ns.encode())
@@ -714,6 +770,52 @@ class Module:
         functions.append([type_index])
         self._vector(S.CODE).append([body])
         return self.num_imported(ExternKind.FUNC) + functions.length() - 1
+
+    def data_summary(self) -> list[tuple[bool, bytes | None, int]]:
+        """``(passive, offset expression, length)`` per data segment, without building segment
+        objects when the section was not decoded (modules have thousands of segments)."""
+        section = self._vector(S.DATA)
+        if section._items is not None or section._tail or section.payload is None:
+            return [(seg.passive, None if seg.offset is None else bytes(seg.offset),
+                     len(seg.init)) for seg in section.items]
+        out: list[tuple[bool, bytes | None, int]] = []
+        for _start, flags, offset, len_start, end in _scan_data(section):
+            out.append((flags == 1, offset, end - len_start - _leb_len(section, len_start)))
+        return out
+
+    def make_data_passive(self) -> list[tuple[int, bytes, int]]:
+        """Turn every active data segment into a passive one, keeping its index.
+
+        Returns ``(segment index, offset expression incl. its end, length)`` for each segment
+        that was active, so that a caller can write it with ``memory.init``. When the segments
+        were not decoded, the section is rewritten in one pass over its bytes.
+        """
+        section = self._vector(S.DATA)
+        if section._items is not None or section._tail or section.payload is None:
+            out = []
+            items = section.items
+            for index, seg in enumerate(items):
+                if not seg.passive:
+                    assert seg.offset is not None
+                    out.append((index, bytes(seg.offset), len(seg.init)))
+                    items[index] = DataSegment(True, 0, None, seg.init)
+            return out
+        payload = section.payload
+        scanned = _scan_data(section)
+        if not any(flags != 1 for _s, flags, _o, _l, _e in scanned):
+            return []
+        parts: list[bytes | memoryview] = [payload[:scanned[0][0]] if scanned else payload]
+        result = []
+        for index, (start, flags, offset, len_start, end) in enumerate(scanned):
+            if flags == 1:
+                parts.append(payload[start:end])
+            else:
+                assert offset is not None
+                parts.append(b"\x01")
+                parts.append(payload[len_start:end])
+                result.append((index, offset, end - len_start - _leb_len(section, len_start)))
+        section.replace_payload(b"".join(parts))
+        return result
 
     def add_global(self, g: Global) -> int:
         globals_ = self._vector(S.GLOBAL)

@@ -44,6 +44,15 @@ def _encode_namemap(m: dict[int, str]) -> bytes:
     return uleb(len(m)) + b"".join(uleb(i) + name(m[i]) for i in sorted(m))
 
 
+def _contains(haystack: bytes | memoryview, needle: bytes) -> bool:
+    if isinstance(haystack, memoryview):
+        obj = haystack.obj
+        if isinstance(obj, bytes) and haystack.contiguous and haystack.nbytes == len(obj):
+            return needle in obj
+        return needle in bytes(haystack)
+    return needle in haystack
+
+
 def _empty(sid: int) -> Any:
     return None if sid == MODULE else {}
 
@@ -56,7 +65,7 @@ class NameSection:
                  globals: dict[int, str] | None = None,
                  data: dict[int, str] | None = None) -> None:
         #: ``(subsection id, raw payload)`` in section order, as read.
-        self.subsections: list[tuple[int, bytes]] = []
+        self.subsections: list[tuple[int, bytes | memoryview]] = []
         self._size_lebs: dict[int, bytes] = {}  # by position in ``subsections``
         self._bases: dict[int, int] = {}  # absolute offset of each decoded kind's payload
         self._value: dict[int, Any] = {}  # decoded (or assigned) value per subsection id
@@ -76,14 +85,16 @@ class NameSection:
         ``base`` only offsets errors. Subsection contents are decoded on first access.
         """
         ns = cls()
-        r = Reader(bytes(payload), base=base)
+        if base < 0:  # a view into the module: errors are reported inside the section
+            base = 0
+        r = Reader(payload, base=base)
         seen: set[int] = set()
         while not r.at_end():
             sid = r.u8("a name subsection id")
             size_start = r.pos
             size = r.u32("a name subsection size")
             start = r.pos
-            raw = r.take(size, "name subsection")
+            raw = r.view(size, "name subsection")
             if sid in _DECODED:
                 if sid in seen:
                     raise WasmDecodeError(base + start - 2, f"at most one name subsection {sid}")
@@ -93,13 +104,13 @@ class NameSection:
             ns.subsections.append((sid, raw))
         return ns
 
-    def _raw(self, sid: int) -> bytes | None:
+    def _raw(self, sid: int) -> bytes | memoryview | None:
         for s, raw in self.subsections:
             if s == sid:
                 return raw
         return None
 
-    def _decode_sub(self, sid: int, raw: bytes) -> Any:
+    def _decode_sub(self, sid: int, raw: bytes | memoryview) -> Any:
         sub = Reader(raw, base=self._bases.get(sid, 0))
         value: Any
         if sid == MODULE:
@@ -159,7 +170,7 @@ class NameSection:
     def may_contain(self, text: str) -> bool:
         """``False`` when ``text`` is certainly not one of the names (no decoding needed)."""
         needle = text.encode()
-        if any(needle in raw for _sid, raw in self.subsections):
+        if any(_contains(raw, needle) for _sid, raw in self.subsections):
             return True
         for value in (*self._value.values(), *self._appended.values()):
             if value == text or (isinstance(value, dict) and text in value.values()):
@@ -198,9 +209,8 @@ class NameSection:
             if raw is not None:  # splice: new count, the old entries verbatim, the new ones
                 r = Reader(raw, base=self._bases.get(sid, 0))
                 count = r.count("a name map length", 2)
-                tail = raw[r.pos:]
-                return uleb(count + len(pending)) + tail + b"".join(
-                    uleb(i) + name(pending[i]) for i in sorted(pending))
+                return b"".join([uleb(count + len(pending)), raw[r.pos:],
+                                 *(uleb(i) + name(pending[i]) for i in sorted(pending))])
             return _encode_namemap(pending)
         value = self._get(sid)
         if sid == MODULE:
@@ -211,13 +221,14 @@ class NameSection:
                 uleb(i) + _encode_namemap(value[i]) for i in sorted(value))
         return _encode_namemap(value)
 
-    def _emit_raw(self, position: int, sid: int, raw: bytes) -> bytes:
-        size = self._size_lebs.get(position) or uleb(len(raw))
-        return bytes((sid,)) + size + raw
+    def _emit_raw(self, position: int, sid: int, raw: bytes | memoryview,
+                  out: list[bytes | memoryview]) -> None:
+        out.append(bytes((sid,)) + (self._size_lebs.get(position) or uleb(len(raw))))
+        out.append(raw)
 
     def encode(self) -> bytes:
         """The section's contents (after its name)."""
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []
         emitted: set[int] = set()
 
         def emit_new_before(limit: int) -> None:
@@ -235,12 +246,12 @@ class NameSection:
                     continue
                 emitted.add(sid)
                 if not self._changed(sid):
-                    out.append(self._emit_raw(position, sid, raw))
+                    self._emit_raw(position, sid, raw, out)
                 elif self._present(sid):
                     body = self._encode_sub(sid)
                     out.append(bytes((sid,)) + uleb(len(body)) + body)
             else:
-                out.append(self._emit_raw(position, sid, raw))
+                self._emit_raw(position, sid, raw, out)
         emit_new_before(256)
         return b"".join(out)
 
