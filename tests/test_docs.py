@@ -28,3 +28,10 @@ def test_every_rejection_is_catalogued() -> None:
             if message not in catalogue:
                 missing.append(f"{path}: {message}")
     assert not missing, "not in docs/errors.md:\n" + "\n".join(missing)
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci/run").read_text().strip().splitlines()[-1]
+    assert ci in readme.splitlines()
+    assert "pytest" in ci

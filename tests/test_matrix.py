@@ -3,8 +3,8 @@
 Producers: clang-22 freestanding C in every link variant (shared with and without the TLS
 exports, defined or imported memory, non-shared, data-first, name section stripped), rustc
 ``#![no_core]`` + rust-lld, ``zig cc`` on threadify's ABI, and Zig ``std.Thread`` (class C,
-passed through unchanged). Hosts: the bundled host (``threadify run``) and the wasmtime 36.0.9 and
-46.0.1 CLIs. Each cell runs the program's own checks — several threads alive at once — and is
+passed through unchanged). Hosts: the bundled host (``threadify run``), the wasmtime 36.0.9 and
+46.0.1 CLIs, and Node.js (V8 + ``node:wasi`` + worker threads, ``scripts/node-host``). Each cell runs the program's own checks — several threads alive at once — and is
 repeated, because races show up rarely.
 """
 
@@ -18,13 +18,21 @@ from pathlib import Path
 import pytest
 
 import threadify
+from tests.node_host import run_node_host
 from tests.programs import PITFALLS, PROGRAMS, Program
 from tests.tooling import THREADS_FEATURES, WASMTIME_VERSIONS, assert_valid, run_wasmtime
 
 RUNNABLE = [p for p in PROGRAMS
             if p.klass in ("A", "B", "C") and p.runnable and p not in PITFALLS]
 REPEATS = int(os.environ.get("THREADIFY_MATRIX_REPEATS", "3"))
-HOSTS = ["threadify", *(f"wasmtime-{v}" for v in WASMTIME_VERSIONS)]
+HOSTS = ["threadify", *(f"wasmtime-{v}" for v in WASMTIME_VERSIONS), "node"]
+
+
+def repeats(program: Program, host: str) -> int:
+    """Node starts a Worker (~50 ms) per thread: the 232-thread churn program runs once there."""
+    if host == "node" and program.threads_at_once and "churn" in program.id:
+        return 1
+    return REPEATS
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +49,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run_on(host: str, path: Path, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    if host == "node":
+        return run_node_host(path, args, timeout=300)
     if host == "threadify":
         cmd = [sys.executable, "-m", "threadify", "run", str(path)]
         if args:
@@ -53,7 +63,7 @@ def run_on(host: str, path: Path, args: tuple[str, ...]) -> subprocess.Completed
 @pytest.mark.parametrize("host", HOSTS)
 @pytest.mark.parametrize("program", RUNNABLE, ids=[p.id for p in RUNNABLE])
 def test_program_runs(program: Program, host: str, built: dict[str, Path]) -> None:
-    for attempt in range(REPEATS):
+    for attempt in range(repeats(program, host)):
         proc = run_on(host, built[program.id], program.args)
         detail = f"attempt {attempt + 1}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         assert proc.returncode == program.exit_code, detail
