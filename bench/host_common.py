@@ -1,13 +1,14 @@
 """Shared helpers for the host benchmarks: build WAT programs, time runs on each host.
 
 Hosts compared in the same run: ``threadify run`` (this repo's bundled host, started the way a
-user starts it: a fresh ``python -m threadify_cli.run_cmd`` process) and the wasmtime 36.0.9 and
-46.0.1 CLIs (unpacked by ``scripts/install_test_tools.py``). Every figure is the minimum of
-several runs, which is the least noisy estimate on a shared machine.
+user starts it: a fresh ``threadify run`` process, the installed console script) and the
+wasmtime 36.0.9 and 46.0.1 CLIs (unpacked by ``scripts/install_test_tools.py``). Every figure
+is the minimum of several runs, which is the least noisy estimate on a shared machine.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,7 +91,9 @@ def assemble(text: str, directory: Path, name: str) -> Path:
 
 
 def hosts() -> dict[str, list[str]]:
-    out = {"threadify": [sys.executable, "-m", "threadify_cli.run_cmd"]}
+    console = shutil.which("threadify")
+    out = {"threadify": [console, "run"] if console else
+           [sys.executable, "-m", "threadify", "run"]}
     flags = {"36.0.9": "threads=y", "46.0.1": "threads=y,shared-memory=y"}
     for version, wflags in flags.items():
         binary = install_test_tools.install_wasmtime(version)
