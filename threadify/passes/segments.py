@@ -18,5 +18,5 @@ def passivate(module: Module, tdata: int | None) -> list[SegmentInit]:
     writes = [SegmentInit(index, offset, length, keep=index == tdata)
               for index, offset, length in module.make_data_passive()]
     if writes or module.data_count is not None:
-        module.data_count = len(module.data_summary())
+        module.data_count = module.data_segment_count()
     return writes

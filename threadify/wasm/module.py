@@ -91,6 +91,7 @@ class _VectorSection(_Section):
         self._items: list[Any] | None = None
         self._tail: list[Any] = []  # appended while the original items were never decoded
         self._replaced = False  # the payload is not the input's any more
+        self._scan: list[tuple[int, int, bytes | None, int, int]] | None = None  # data only
         self._snapshot: list[Any] = []
         self._entries: list[tuple[int, int, int] | None] = []
         self._count_width: int | None = None
@@ -135,6 +136,7 @@ class _VectorSection(_Section):
         self._entries = []
         self._count_width = None
         self._replaced = True
+        self._scan = None
 
     def length(self) -> int:
         """Number of items, without decoding them when they were not read."""
@@ -352,7 +354,16 @@ def _split_code(payload: memoryview, pos: int, n: int, base: int
 
 def _scan_data(section: _VectorSection) -> list[tuple[int, int, bytes | None, int, int]]:
     """``(start, flags, offset expr, start of the length LEB, end)`` of every data segment, by
-    a pass over the section's bytes that builds no segment objects."""
+    a pass over the section's bytes that builds no segment objects (cached until the payload
+    is replaced)."""
+    assert section.payload is not None
+    if section._scan is None:
+        section._scan = _scan_data_uncached(section)
+    return section._scan
+
+
+def _scan_data_uncached(section: _VectorSection) -> list[tuple[int, int, bytes | None, int,
+                                                                int]]:
     assert section.payload is not None
     r = Reader(section.payload, base=section.payload_offset)
     n = r.count("a data section item count", S.VECTOR_CODECS[S.DATA][2])
@@ -782,6 +793,10 @@ class Module:
         for _start, flags, offset, len_start, end in _scan_data(section):
             out.append((flags == 1, offset, end - len_start - _leb_len(section, len_start)))
         return out
+
+    def data_segment_count(self) -> int:
+        """Number of data segments (read from the section's count, nothing decoded)."""
+        return self._vector(S.DATA).length()
 
     def make_data_passive(self) -> list[tuple[int, bytes, int]]:
         """Turn every active data segment into a passive one, keeping its index.

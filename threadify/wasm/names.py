@@ -44,15 +44,6 @@ def _encode_namemap(m: dict[int, str]) -> bytes:
     return uleb(len(m)) + b"".join(uleb(i) + name(m[i]) for i in sorted(m))
 
 
-def _contains(haystack: bytes | memoryview, needle: bytes) -> bool:
-    if isinstance(haystack, memoryview):
-        obj = haystack.obj
-        if isinstance(obj, bytes) and haystack.contiguous and haystack.nbytes == len(obj):
-            return needle in obj
-        return needle in bytes(haystack)
-    return needle in haystack
-
-
 def _empty(sid: int) -> Any:
     return None if sid == MODULE else {}
 
@@ -71,6 +62,7 @@ class NameSection:
         self._value: dict[int, Any] = {}  # decoded (or assigned) value per subsection id
         self._original: dict[int, Any] = {}  # snapshot taken when decoded from raw bytes
         self._appended: dict[int, dict[int, str]] = {}  # not yet merged into a raw map
+        self._search: bytes | None = None
         for sid, value in ((MODULE, module), (FUNCTIONS, functions), (LOCALS, locals),
                            (GLOBALS, globals), (DATA, data)):
             if value is not None:
@@ -170,7 +162,9 @@ class NameSection:
     def may_contain(self, text: str) -> bool:
         """``False`` when ``text`` is certainly not one of the names (no decoding needed)."""
         needle = text.encode()
-        if any(_contains(raw, needle) for _sid, raw in self.subsections):
+        if self._search is None:  # one flat copy of the raw names, searched by every query
+            self._search = b"\0".join(bytes(raw) for _sid, raw in self.subsections)
+        if needle in self._search:
             return True
         for value in (*self._value.values(), *self._appended.values()):
             if value == text or (isinstance(value, dict) and text in value.values()):
