@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +19,7 @@ import typer
 
 from threadify import __version__
 from threadify.errors import ThreadifyError
+from threadify.validation import BackgroundValidation
 
 EPILOG = """\
 Examples:
@@ -60,7 +62,14 @@ def parse_size(text: str, what: str) -> int:
     return int(digits) * SUFFIXES[unit]
 
 
+#: Set by :func:`threadify_cli.main.main` when it read the input (and started validating it)
+#: before this module was even imported: ``(path, data, validation)``.
+PRELOADED: tuple[str, bytes, BackgroundValidation] | None = None
+
+
 def read_input(path: str) -> bytes:
+    if PRELOADED is not None and PRELOADED[0] == path:
+        return PRELOADED[1]
     if path == "-":
         return sys.stdin.buffer.read()
     p = Path(path)
@@ -180,7 +189,8 @@ def transform_command(
             allow_non_atomic=allow_non_atomic,
             validate=validate,
         )
-        result = run(data, options)
+        early = PRELOADED[2] if PRELOADED is not None and PRELOADED[0] == input else None
+        result = run(data, options, early)
         verified = None
         if verify:
             from threadify.verify import verify as verify_output

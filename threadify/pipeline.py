@@ -120,19 +120,22 @@ def make_options(**options: Any) -> Options:
     return opts
 
 
-def run(data: bytes, options: Options | None = None) -> Result:
+def run(data: bytes, options: Options | None = None,
+        validation: BackgroundValidation | None = None) -> Result:
     """Transform ``data``; returns the result and a report. Raises ``ThreadifyError``.
 
     The input's validation (``options.validate``) runs in a background thread from the start;
     call :meth:`Result.check` before using the output (:func:`transform` does). The CLI
     writes the output to its temporary file meanwhile, and renames it only after the check.
+    A caller that already started validating ``data`` passes that ``validation``.
     """
     options = options or Options()
     options.check()
     data = bytes(data)
     module = Module.decode(data)
-    validation = None
-    if options.validate and module.get_custom(abi.CUSTOM_SECTION) is None:
+    if not options.validate:
+        validation = None
+    elif validation is None and module.get_custom(abi.CUSTOM_SECTION) is None:
         validation = BackgroundValidation(data)
     analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
     if analysis.verdict == "C":
