@@ -217,8 +217,7 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     """A write that fails half-way (ENOSPC) removes the temporary file and reports one line."""
     import errno
 
-    import typer
-    from threadify_cli import commands as cli_main
+    from threadify_cli import transform_cmd as cli_main
 
     real_fdopen = os.fdopen
 
@@ -238,9 +237,9 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(cli_main.os, "fdopen", lambda fd, mode: FullFile(fd))
     target = tmp_path / "out.wasm"
-    with pytest.raises(typer.Exit) as info:
+    with pytest.raises(SystemExit) as info:
         cli_main.write_output(str(target), b"\0asm" + bytes(100))
-    assert info.value.exit_code == 1
+    assert info.value.code == 1
     assert "No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -261,3 +260,46 @@ def test_invalid_body_rejected_and_nothing_written(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wasm"]
     proc = threadify(str(src), "-o", "-")
     assert proc.returncode == 1 and proc.stdout == b""
+
+
+@pytest.mark.parametrize("args", [
+    ["IN", "-o", "OUT"],
+    ["-o", "OUT", "IN", "--json", "-q"],
+    ["IN", "--output=OUT", "--stack-size=64KiB", "--max-memory", "16MiB", "--no-validate"],
+    ["IN", "-oOUT", "--allow-non-atomic", "--verify"],
+    ["-o", "OUT", "--", "IN"],
+    ["IN", "-o", "A", "-o", "OUT", "--no-verify", "--validate"],
+])
+def test_fast_parser_agrees_with_typer(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The typer-free parser used for speed reads every command line as typer does."""
+    from threadify_cli import commands, transform_cmd
+
+    seen: list[dict[str, object]] = []
+
+    def record(*values: object, **kw: object) -> None:
+        names = ["input", "output", "stack_size", "max_memory", "allow_non_atomic",
+                 "validate", "verify", "quiet", "json_report"]
+        seen.append(dict(zip(names, values, strict=False)) | kw)
+
+    monkeypatch.setattr(commands, "transform", record)
+    commands.transform_app(args=args, prog_name="threadify", standalone_mode=False)
+    fast = transform_cmd.fast_parse(args)
+    assert fast is not None
+    defaults = {"stack_size": "1MiB", "max_memory": None, "allow_non_atomic": False,
+                "validate": True, "verify": False, "quiet": False, "json_report": False}
+    assert defaults | fast == seen[0]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["IN"], ["IN", "-o"], ["IN", "--colour"],
+                                  ["A", "B", "-o", "X"], ["--version"]])
+def test_fast_parser_leaves_the_rest_to_typer(args: list[str]) -> None:
+    from threadify_cli import transform_cmd
+
+    assert transform_cmd.fast_parse(args) is None
+
+
+def test_typo_in_option_is_a_clean_error(tmp_path: Path) -> None:
+    proc = threadify(str(CLASS_B), "-o", str(tmp_path / "o.wasm"), "--stak-size", "1MiB")
+    assert proc.returncode == 2 and b"Traceback" not in proc.stderr
+    assert b"No such option" in proc.stderr
+    assert not (tmp_path / "o.wasm").exists()
