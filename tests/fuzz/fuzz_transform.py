@@ -120,6 +120,7 @@ def random_options(rng: random.Random) -> Options:
         stack_size=rng.choice([1 << 20, 65536, 16, 4096 * 3]),
         max_memory=rng.choice([None, None, 1 << 30, 64 << 20, 65536]),
         allow_non_atomic=rng.random() < 0.7,
+        validate=True,  # the default; --no-validate trades this guarantee for speed
     )
 
 
@@ -129,6 +130,8 @@ def check(data: bytes, options: Options, tool: str) -> tuple[str, str | None]:
     signal.alarm(PER_INPUT_SECONDS)
     try:
         result = run(data, options)
+        result.check()  # the input's validation (background thread) must have passed
+        output = result.output
     except ThreadifyError as error:
         if "\n" in error.problem or not error.problem:
             return "finding", f"error message is not one line: {error.problem!r}"
@@ -139,7 +142,7 @@ def check(data: bytes, options: Options, tool: str) -> tuple[str, str | None]:
         return "finding", traceback.format_exc()
     finally:
         signal.alarm(0)
-    proc = subprocess.run([tool, "validate", "--features", "all", "-"], input=result.output,
+    proc = subprocess.run([tool, "validate", "--features", "all", "-"], input=output,
                           capture_output=True, timeout=60)
     if proc.returncode != 0:
         return "finding", "output does not validate: " + proc.stderr.decode(errors="replace")
