@@ -68,7 +68,7 @@ class Analysis:
         return self
 
 
-def _memory(module: Module) -> tuple[MemoryInfo | None, str | None]:
+def find_memory(module: Module) -> tuple[MemoryInfo | None, str | None]:
     imported = [imp for imp in module.imports if imp.kind == ExternKind.MEMORY]
     total = len(imported) + len(module.memories)
     if total == 0:
@@ -105,7 +105,7 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         return result
 
     # -- memory -----------------------------------------------------------------------------
-    memory, problem = _memory(module)
+    memory, problem = find_memory(module)
     if memory is None:
         assert problem is not None
         return result.reject(problem, "link with wasm-ld, which always gives the module one "

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from threadify.classify import analyse
+from threadify.classify import analyse, find_memory
 from threadify.errors import ThreadifyError
+from threadify.linker import find_symbols
 from threadify.passes.metadata import read_section
 from threadify.wasm import Module
 
@@ -83,6 +84,17 @@ class Report:
         return "\n".join(lines)
 
 
+def _describe_ready(module: Module, report: Report) -> None:
+    """Memory and linker symbols of an already thread-ready module, as far as they show."""
+    try:
+        memory, _problem = find_memory(module)
+        if memory is not None:
+            report.memory = memory.as_dict()
+        report.symbols = find_symbols(module).as_dict()
+    except ThreadifyError:
+        pass  # a class C module need not look like lld output
+
+
 def inspect(data: bytes) -> Report:
     """Analyse ``data`` without changing it. Never raises for bad input: that is class D."""
     try:
@@ -93,6 +105,8 @@ def inspect(data: bytes) -> Report:
     report = Report(analysis.verdict, list(analysis.reasons))
     if analysis.error is not None:
         report.fix = analysis.error.fix
+    if analysis.verdict == "C":
+        _describe_ready(module, report)
     if analysis.memory is not None:
         report.memory = analysis.memory.as_dict()
     if analysis.symbols is not None:
