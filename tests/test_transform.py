@@ -282,3 +282,21 @@ def test_memory_hint_is_a_usable_size() -> None:
     out = threadify.transform(wat2wasm(text), allow_non_atomic=True,
                               max_memory=int(size.removesuffix("MiB")) << 20)
     assert_valid(out, THREADS_FEATURES)
+
+
+def test_table64_is_rejected() -> None:
+    text = """(module (table i64 1 funcref) (memory 1 4 shared)
+      (global (mut i32) (i32.const 16)))"""
+    with pytest.raises(threadify.ThreadifyError, match="64-bit table"):
+        threadify.transform(wat2wasm(text))
+
+
+def test_invalid_already_ready_module_is_rejected() -> None:
+    """Class C is copied unchanged, but only when it is valid WebAssembly."""
+    data = bytearray(READY[0].path.read_bytes())
+    module = Module.decode(bytes(data))
+    body = module.code[0]
+    raw = bytes(body.raw)
+    module.code[0] = type(body)(raw[:-1] + b"\xff" + raw[-1:])
+    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
+        threadify.transform(module.encode())

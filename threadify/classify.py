@@ -188,6 +188,9 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         if elem not in (0x70,):
             return result.reject("table 0 is not a funcref table",
                                  "link with wasm-ld (table 0 is __indirect_function_table)")
+        if getattr(first, "table64", False):
+            return result.reject("table 0 is a 64-bit table (table64)",
+                                 "build for wasm32: function pointers are 32-bit there")
 
     # -- export-name clashes ------------------------------------------------------------------
     for name, kind in ((abi.EXPORT_DESTROY, ExternKind.FUNC),

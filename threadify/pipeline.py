@@ -135,11 +135,11 @@ def run(data: bytes, options: Options | None = None,
     module = Module.decode(data)
     if not options.validate:
         validation = None
-    elif validation is None and module.get_custom(abi.CUSTOM_SECTION) is None:
+    elif validation is None:
         validation = BackgroundValidation(data)
     analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
-    if analysis.verdict == "C":
-        return Result(None, data, "C", analysis.reasons)
+    if analysis.verdict == "C":  # copied as it is, but an invalid module is still rejected
+        return Result(None, data, "C", analysis.reasons, validation=validation)
     if analysis.error is not None:
         raise analysis.error
     result = _rewrite(module, analysis, options)
