@@ -285,3 +285,15 @@ def test_invalid_already_ready_module_is_rejected() -> None:
     module.code[0] = type(body)(raw[:-1] + b"\xff" + raw[-1:])
     with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
         threadify.transform(module.encode())
+
+
+def test_invalid_module_using_legacy_exceptions_is_rejected() -> None:
+    """wasmtime stops at legacy exceptions without checking the rest; wasm-tools then decides."""
+    text = """(module (memory 2 64) (global $sp (mut i32) (i32.const 65536))
+      (tag $e) (func (export "_start") try nop catch $e end) (func i32.const 1 drop))"""
+    module = Module.decode(wat2wasm(text))
+    body = module.code[1]
+    raw = bytes(body.raw)
+    module.code[1] = type(body)(raw[:1] + b"\\x41\\x01\\x6a" + raw[1:])  # i32.add on one i32
+    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
+        threadify.transform(module.encode(), allow_non_atomic=True)

@@ -147,10 +147,35 @@ def validate(data: bytes, *, threads_only: bool = False) -> None:
         return
     reason = explain(reason)
     if unsupported_feature(reason):
-        return
+        # wasmtime stops at the first proposal it does not implement (legacy exceptions), so
+        # it has not checked the rest: ask wasm-tools, which validates every proposal.
+        reason = _wasm_tools_validate(data)
+        if reason is None:
+            return
     raise InvalidModuleError(f"the module is not valid WebAssembly: {reason}",
                              "check the toolchain's output with 'wasm-tools validate'; "
                              "rebuild it")
+
+
+def _wasm_tools_validate(data: bytes) -> str | None:
+    """``wasm-tools validate --features all``: the error message, or None when valid (or
+    when the binary is not installed: then nothing more can be checked here)."""
+    import shutil
+    import subprocess
+    import sysconfig
+
+    tool = shutil.which("wasm-tools") or shutil.which(
+        "wasm-tools", path=sysconfig.get_path("scripts"))
+    if tool is None:
+        return None
+    try:
+        proc = subprocess.run([tool, "validate", "--features", "all", "-"], input=data,
+                              capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode == 0:
+        return None
+    return explain(proc.stderr.decode("utf-8", "replace").replace("error:", "", 1))
 
 
 def _wrapped_validate(data: bytes, threads_only: bool) -> str | None:
