@@ -294,6 +294,6 @@ def test_invalid_module_using_legacy_exceptions_is_rejected() -> None:
     module = Module.decode(wat2wasm(text))
     body = module.code[1]
     raw = bytes(body.raw)
-    module.code[1] = type(body)(raw[:1] + b"\\x41\\x01\\x6a" + raw[1:])  # i32.add on one i32
+    module.code[1] = type(body)(raw[:1] + b"\x41\x01\x6a" + raw[1:])  # i32.add on one i32
     with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
         threadify.transform(module.encode(), allow_non_atomic=True)
