@@ -86,13 +86,6 @@ def const_i32(expr: bytes) -> int | None:
     return None
 
 
-def _by_name(names: dict[int, str], wanted: str) -> int | None:
-    for index, name in names.items():
-        if name == wanted:
-            return index
-    return None
-
-
 def _export(module: Module, kind: ExternKind, wanted: str) -> int | None:
     for export in module.exports:
         if export.kind == kind and export.name == wanted:
@@ -101,16 +94,22 @@ def _export(module: Module, kind: ExternKind, wanted: str) -> int | None:
 
 
 class _Finder:
-    """Looks symbols up by name, then export; shape heuristics live in :func:`find_symbols`."""
+    """Looks symbols up by name, then export; shape heuristics live in :func:`find_symbols`.
+
+    Name maps can hold ~100k entries; lookups read them only as far as the match.
+    """
+
+    GLOBALS, FUNCTIONS, DATA = 7, 1, 9  # name subsection ids
 
     def __init__(self, module: Module) -> None:
         self.module = module
         self.names = module.names()
-        self.global_names = dict(self.names.globals) if self.names else {}
-        self.data_names = dict(self.names.data) if self.names else {}
+
+    def _named(self, sid: int, name: str) -> int | None:
+        return None if self.names is None else self.names.find(sid, name)
 
     def global_(self, name: str) -> Found | None:
-        index = _by_name(self.global_names, name)
+        index = self._named(self.GLOBALS, name)
         if index is not None:
             return Found(index, "name section")
         index = _export(self.module, ExternKind.GLOBAL, name)
@@ -119,18 +118,16 @@ class _Finder:
         return None
 
     def func(self, name: str) -> Found | None:
-        # Function-name maps can hold ~100k entries: decode only if the name can be there.
-        if self.names is not None and self.names.may_contain(name):
-            index = _by_name(self.names.functions, name)
-            if index is not None:
-                return Found(index, "name section")
+        index = self._named(self.FUNCTIONS, name)
+        if index is not None:
+            return Found(index, "name section")
         index = _export(self.module, ExternKind.FUNC, name)
         if index is not None:
             return Found(index, "export")
         return None
 
     def data(self, name: str) -> Found | None:
-        index = _by_name(self.data_names, name)
+        index = self._named(self.DATA, name)
         if index is not None:
             return Found(index, "name section")
         return None

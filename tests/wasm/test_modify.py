@@ -285,3 +285,37 @@ def test_make_data_passive_raw_equals_decoded(fixture: str) -> None:
     again = Module.decode(raw_path.encode())
     assert all(seg.passive for seg in again.data)
     assert [len(seg.init) for seg in again.data] == [n for _p, _o, n in summary]
+
+
+def test_name_find_stops_early_and_agrees_with_the_map() -> None:
+    raw = Module.decode((DATA / "tls_atomics.debug.wasm").read_bytes()).get_custom("name")
+    assert raw is not None
+    full = NameSection.decode(raw)
+    for sid, mapping in ((1, full.functions), (7, full.globals), (9, full.data)):
+        for index, text in mapping.items():
+            assert NameSection.decode(raw).find(sid, text) == index
+    assert NameSection.decode(raw).find(7, "no_such_global") is None
+
+
+def test_data_summary_fast_scan_matches_decoded_segments() -> None:
+    for path in sorted((Path(__file__).resolve().parents[2] / "fixtures").rglob("*.wasm")):
+        data = path.read_bytes()
+        fast = Module.decode(data).data_summary()
+        decoded = Module.decode(data)
+        slow = [(s.passive, None if s.offset is None else bytes(s.offset), len(s.init))
+                for s in decoded.data]
+        assert fast == slow, path
+
+
+def test_data_scan_on_truncated_or_corrupt_input_raises_only_decode_errors() -> None:
+    from threadify.errors import WasmDecodeError
+
+    data = (Path(__file__).resolve().parents[2] / "fixtures/c/wasm/tls.nonshared.wasm").read_bytes()
+    for cut in range(8, len(data)):
+        for edited in (data[:cut], data[:cut] + b"\x80" + data[cut + 1:]):
+            try:
+                module = Module.decode(edited)
+                module.data_summary()
+                module.make_data_passive()
+            except WasmDecodeError:
+                pass

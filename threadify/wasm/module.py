@@ -368,20 +368,47 @@ def _scan_data_uncached(section: _VectorSection) -> list[tuple[int, int, bytes |
     r = Reader(section.payload, base=section.payload_offset)
     n = r.count("a data section item count", S.VECTOR_CODECS[S.DATA][2])
     out: list[tuple[int, int, bytes | None, int, int]] = []
+    data, end = r.data, r.end
+    append = out.append
     for _ in range(n):
         start = r.pos
+        # the usual lld segment: flags 0, ``i32.const N; end``, a length: read inline
+        if start + 2 < end and data[start] == 0 and data[start + 1] == 0x41:
+            pos = start + 2
+            limit = min(end, pos + 5)
+            while pos < limit and data[pos] & 0x80:
+                pos += 1
+            if pos + 1 < end and data[pos + 1] == 0x0B and not data[pos] & 0x80:
+                expr: bytes | None = bytes(data[start + 1:pos + 2])
+                len_start = pos + 2
+                length = shift = 0
+                pos = len_start
+                while pos < end and pos - len_start < 5:
+                    byte = data[pos]
+                    pos += 1
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                else:
+                    raise r.error("a data segment length", len_start)
+                if length > end - pos:
+                    raise r.error(f"{length} bytes of data (only {end - pos} left)", pos)
+                r.pos = pos + length
+                append((start, 0, expr, len_start, r.pos))
+                continue
         flags = r.u32("data segment flags")
-        offset = None
+        expr = None
         if flags == 2:
             r.u32("a memory index")
         elif flags not in (0, 1):
             raise r.error("data segment flags 0, 1 or 2", start)
         if flags != 1:
-            offset = skip_const_expr(r)
+            expr = skip_const_expr(r)
         len_start = r.pos
         length = r.count("a data segment length")
         r.view(length, "data")
-        out.append((start, flags, offset, len_start, r.pos))
+        append((start, flags, expr, len_start, r.pos))
     if not r.at_end():
         raise r.error(f"the end of the data section ({r.remaining()} bytes left after its "
                       "last item)")

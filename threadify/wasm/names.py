@@ -171,6 +171,25 @@ class NameSection:
                 return True
         return False
 
+    def find(self, sid: int, text: str) -> int | None:
+        """The index named ``text`` in map subsection ``sid`` (1 functions, 7 globals, 9 data),
+        or None. Reads the raw map only as far as the match (lld names ``.tdata`` and
+        ``__stack_pointer`` first) unless the map was already decoded."""
+        if sid in self._value or sid in self._appended:
+            for index, name_ in self._get(sid).items():
+                if name_ == text:
+                    return int(index)
+            return None
+        raw = self._raw(sid)
+        if raw is None or not self.may_contain(text):
+            return None
+        r = Reader(raw, base=self._bases.get(sid, 0))
+        for _ in range(r.count("a name map length", 2)):
+            idx = r.u32("an index")
+            if r.name("a name") == text:
+                return idx
+        return None
+
     def append(self, sid: int, entries: dict[int, str]) -> None:
         """Add names for *newly appended* items (indices above every named one) to map
         subsection ``sid`` (1 functions, 7 globals, 9 data ...) without decoding it."""
