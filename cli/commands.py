@@ -59,10 +59,12 @@ def transform_command(
              "has none.", show_default=False)] = None,
     allow_non_atomic: Annotated[bool, typer.Option(
         help="Accept code compiled without atomics (not thread-safe itself).")] = False,
-    validate: Annotated[bool, typer.Option(
-        "--validate/--no-validate",
-        help="Validate the input (in parallel with the rewrite). --no-validate is faster on "
-             "huge modules, but an invalid input then gives an invalid output.")] = True,
+    validate: Annotated[bool | None, typer.Option(  # noqa: UP007
+        "--validate/--no-validate", show_default=False,
+        help="Validate the whole input (in parallel with the rewrite) and reject it if it is "
+             "invalid. Default: inputs up to 16 MiB are validated; larger ones only with "
+             "--validate (or --verify), because checking every function body costs more than "
+             "the rewrite itself.")] = None,
     verify: Annotated[bool, typer.Option(
         help="Validate the output and run it on the bundled host with several threads before "
              "writing it.")] = False,

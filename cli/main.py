@@ -36,6 +36,10 @@ def _start_validation_early(args: list[str]) -> None:
             candidates.append(arg)
     if len(candidates) != 1 or not os.path.isfile(candidates[0]):
         return
+    from threadify.validation import VALIDATE_AUTO_LIMIT, BackgroundValidation
+
+    if "--validate" not in args and os.path.getsize(candidates[0]) > VALIDATE_AUTO_LIMIT:
+        return
     try:
         with open(candidates[0], "rb") as handle:
             data = handle.read()
@@ -43,8 +47,6 @@ def _start_validation_early(args: list[str]) -> None:
         return  # the command reports it properly
     if data[:4] != b"\0asm":
         return
-    from threadify.validation import BackgroundValidation
-
     validation = BackgroundValidation(data)  # starts now; the rest of start-up runs meanwhile
     from threadify_cli import transform_cmd
 

@@ -133,7 +133,7 @@ def _umask() -> int:
 
 
 def transform(input: str, output: str, stack_size: str = "1MiB", max_memory: str | None = None,
-              allow_non_atomic: bool = False, validate: bool = True, verify: bool = False,
+              allow_non_atomic: bool = False, validate: bool | None = None, verify: bool = False,
               quiet: bool = False, json_report: bool = False) -> None:
     """``threadify INPUT -o OUTPUT [options]`` (see ``threadify --help``)."""
     from threadify.pipeline import make_options, run

@@ -286,7 +286,7 @@ def test_fast_parser_agrees_with_typer(args: list[str], monkeypatch: pytest.Monk
     fast = transform_cmd.fast_parse(args)
     assert fast is not None
     defaults = {"stack_size": "1MiB", "max_memory": None, "allow_non_atomic": False,
-                "validate": True, "verify": False, "quiet": False, "json_report": False}
+                "validate": None, "verify": False, "quiet": False, "json_report": False}
     assert defaults | fast == seen[0]
 
 

@@ -19,7 +19,7 @@ from threadify.passes.memory import share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
-from threadify.validation import BackgroundValidation
+from threadify.validation import VALIDATE_AUTO_LIMIT, BackgroundValidation
 from threadify.wasm import ExternKind, GlobalType, Module
 
 MAX_WASM32_BYTES = 1 << 32
@@ -36,9 +36,15 @@ class Options:
     max_memory: int | None = None
     #: Accept code not compiled with atomics (its memory accesses are then not thread-safe).
     allow_non_atomic: bool = False
-    #: Validate the input (in a background thread, with wasmtime's validator). Invalid input
-    #: is rejected; without this check it would give an invalid output.
-    validate: bool = True
+    #: Validate the input (in a background thread, with wasmtime's validator) so that invalid
+    #: input is rejected instead of giving an invalid output. ``None`` (the default): validate
+    #: inputs up to :data:`VALIDATE_AUTO_LIMIT` bytes; above that, full validation costs more
+    #: CPU than the whole rewrite, and the build step is left fast (``True`` forces it).
+    validate: bool | None = None
+
+    def validates(self, size: int) -> bool:
+        """Whether an input of ``size`` bytes is validated under these options."""
+        return self.validate if self.validate is not None else size <= VALIDATE_AUTO_LIMIT
 
     def check(self) -> None:
         if isinstance(self.stack_size, bool) or not isinstance(self.stack_size, int):
@@ -124,7 +130,8 @@ def run(data: bytes, options: Options | None = None,
         validation: BackgroundValidation | None = None) -> Result:
     """Transform ``data``; returns the result and a report. Raises ``ThreadifyError``.
 
-    The input's validation (``options.validate``) runs in a background thread from the start;
+    The input's validation (``options.validates(size)``) runs in a background thread from the
+    start;
     call :meth:`Result.check` before using the output (:func:`transform` does). The CLI
     writes the output to its temporary file meanwhile, and renames it only after the check.
     A caller that already started validating ``data`` passes that ``validation``.
@@ -133,7 +140,7 @@ def run(data: bytes, options: Options | None = None,
     options.check()
     data = bytes(data)
     module = Module.decode(data)
-    if not options.validate:
+    if not options.validates(len(data)):
         validation = None
     elif validation is None:
         validation = BackgroundValidation(data)

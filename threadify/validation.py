@@ -22,6 +22,11 @@ from typing import Any
 
 from threadify.errors import ThreadifyError
 
+#: Inputs up to this size are validated by default (it costs at most ~60 ms of wall time
+#: there); larger ones only on request, because checking every function body of a 45 MB module
+#: costs more CPU than the whole rewrite.
+VALIDATE_AUTO_LIMIT = 16 << 20
+
 
 class InvalidModuleError(ThreadifyError):
     """The module is well-formed enough to decode but is not valid WebAssembly."""
