@@ -481,9 +481,12 @@ class _CustomSection(_Section):
         super().__init__(S.CUSTOM, offset, header, payload)
         self.name = name
         self.data = data
-        self._new: bytes | None = None  # replacement contents
+        #: replacement contents: bytes, or chunks written one after the other
+        self._new: bytes | list[bytes | memoryview] | None = None
 
     def contents(self) -> bytes | memoryview:
+        if isinstance(self._new, list):
+            self._new = b"".join(self._new)  # someone reads it: join once
         return self.data if self._new is None else self._new
 
     def changed(self) -> bool:
@@ -494,9 +497,10 @@ class _CustomSection(_Section):
             super().emit(parts)
             return
         prefix = encode_name(self.name)
-        parts.append(_header(S.CUSTOM, len(prefix) + len(self._new)))
+        chunks = self._new if isinstance(self._new, list) else [self._new]
+        parts.append(_header(S.CUSTOM, len(prefix) + sum(len(c) for c in chunks)))
         parts.append(prefix)
-        parts.append(self._new)
+        parts.extend(chunks)
 
 
 def _make_known(section_id: int, offset: int, header: memoryview | None,
@@ -726,7 +730,19 @@ class Module:
         return None
 
     def set_names(self, ns: Any) -> None:
-        self.set_custom("name", ns.encode())
+        """Store ``ns`` as the ``name`` section (as chunks: no joined copy of a large one)."""
+        if not ns.changed() and self.get_custom("name") is not None:
+            return
+        self._set_custom_chunks("name", ns.encode_chunks())
+
+    def _set_custom_chunks(self, name: str, chunks: list[bytes | memoryview]) -> None:
+        for s in self._customs():
+            if s.name == name:
+                s._new = chunks
+                return
+        s = _CustomSection(-1, None, None, name, b"")
+        s._new = chunks
+        self._sections.append(s)
 
     # -- index spaces -------------------------------------------------------------------------
 

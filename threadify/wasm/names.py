@@ -241,6 +241,16 @@ class NameSection:
 
     def encode(self) -> bytes:
         """The section's contents (after its name)."""
+        return b"".join(self.encode_chunks())
+
+    def changed(self) -> bool:
+        """Whether :meth:`encode` would differ from the section as it was read."""
+        return any(self._changed(sid) for sid in _DECODED) or (
+            not self.subsections and any(self._present(sid) for sid in _DECODED))
+
+    def encode_chunks(self) -> list[bytes | memoryview]:
+        """The section's contents as chunks (views of the original where unchanged), so that a
+        large section is written out without being joined into one more copy."""
         out: list[bytes | memoryview] = []
         emitted: set[int] = set()
 
@@ -266,7 +276,7 @@ class NameSection:
             else:
                 self._emit_raw(position, sid, raw, out)
         emit_new_before(256)
-        return b"".join(out)
+        return out
 
     def __repr__(self) -> str:
         kinds = sorted({sid for sid, _ in self.subsections} | set(self._value))
