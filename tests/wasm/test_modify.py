@@ -282,6 +282,9 @@ def test_make_data_passive_raw_equals_decoded(fixture: str) -> None:
     assert writes_raw == writes_decoded and writes_raw
     assert [(i, o, n) for i, (p, o, n) in enumerate(summary) if not p] == writes_raw
     assert raw_path.encode() == decoded.encode()
+    assert raw_path.data_segment_count() == len(summary)
+    assert all(seg.passive for seg in raw_path.data)  # the pending chunks, read back
+    assert raw_path.encode() == decoded.encode()
     again = Module.decode(raw_path.encode())
     assert all(seg.passive for seg in again.data)
     assert [len(seg.init) for seg in again.data] == [n for _p, _o, n in summary]

@@ -58,7 +58,21 @@ class _Section:
         self.id = section_id
         self.offset = offset  # absolute offset of the section's first byte (its id)
         self.header = header
-        self.payload = payload
+        self._payload = payload
+        #: a replacement payload kept as chunks until someone reads it (see replace_payload)
+        self._pending: list[bytes | memoryview] | None = None
+
+    @property
+    def payload(self) -> memoryview | None:
+        if self._pending is not None:
+            self._payload = memoryview(b"".join(self._pending))
+            self._pending = None
+        return self._payload
+
+    @payload.setter
+    def payload(self, value: memoryview | None) -> None:
+        self._pending = None
+        self._payload = value
 
     @property
     def payload_offset(self) -> int:
@@ -73,9 +87,13 @@ class _Section:
         return False
 
     def emit(self, parts: list[bytes | memoryview], fresh: bool = False) -> None:
-        assert self.header is not None and self.payload is not None
+        assert self.header is not None
         parts.append(self.header)
-        parts.append(self.payload)
+        if self._pending is not None:
+            parts.extend(self._pending)  # never joined: written chunk by chunk
+        else:
+            assert self._payload is not None
+            parts.append(self._payload)
 
     def decode_all(self) -> None:
         pass
@@ -92,6 +110,7 @@ class _VectorSection(_Section):
         self._tail: list[Any] = []  # appended while the original items were never decoded
         self._replaced = False  # the payload is not the input's any more
         self._scan: list[tuple[int, int, bytes | None, int, int]] | None = None  # data only
+        self._pending_count = 0
         self._snapshot: list[Any] = []
         self._entries: list[tuple[int, int, int] | None] = []
         self._count_width: int | None = None
@@ -125,11 +144,15 @@ class _VectorSection(_Section):
         else:
             self._tail.extend(new_items)
 
-    def replace_payload(self, payload: bytes) -> None:
-        """Use ``payload`` (a complete, valid encoding of this section's contents) from now on,
-        as if it had been read: nothing is decoded, and it is emitted verbatim."""
-        self.payload = memoryview(payload)
-        self.header = memoryview(_header(self.id, len(payload), self._size_width()))
+    def replace_payload(self, chunks: list[bytes | memoryview], count: int) -> None:
+        """Use the concatenation of ``chunks`` (a complete, valid encoding of this section's
+        ``count`` items) from now on, as if it had been read: nothing is decoded, and it is
+        emitted chunk by chunk (joined only if someone reads it)."""
+        size = sum(len(c) for c in chunks)
+        self.header = memoryview(_header(self.id, size, self._size_width()))
+        self.payload = None
+        self._pending = list(chunks)
+        self._pending_count = count
         self._items = None
         self._tail = []
         self._snapshot = []
@@ -140,6 +163,8 @@ class _VectorSection(_Section):
 
     def length(self) -> int:
         """Number of items, without decoding them when they were not read."""
+        if self._pending is not None and self._items is None:
+            return self._pending_count + len(self._tail)
         if self._items is not None or self.payload is None:
             return len(self.items)
         return self._original_count()[0] + len(self._tail)
@@ -872,7 +897,7 @@ class Module:
                 parts.append(b"\x01")
                 parts.append(payload[len_start:end])
                 result.append((index, offset, end - len_start - _leb_len(section, len_start)))
-        section.replace_payload(b"".join(parts))
+        section.replace_payload(parts, len(scanned))
         return result
 
     def add_global(self, g: Global) -> int:
