@@ -4,8 +4,8 @@ Usage: ``python bench/transform.py [--runs N]``. Fetches the inputs with ``bench
 (into a cache outside the repo) and times, in the same run and as whole processes:
 
 - ``threadify IN -o OUT`` (class B with ``--allow-non-atomic`` for @biomejs/wasm-nodejs, class C
-  pass-through for @rolldown/binding-wasm32-wasi), with the default input validation and with
-  ``--no-validate``;
+  pass-through for @rolldown/binding-wasm32-wasi), by default and with ``--validate`` (inputs
+  above 16 MiB are validated only on request);
 - ``wasm-tools strip -d '^__no_such_section__$' IN -o OUT`` — a byte-identical Rust copy, the
   reference (target: threadify ≤ 1× its time, must ≤ 2×);
 - plain Python read + write of the file (the floor for any Python tool).
@@ -83,8 +83,8 @@ def main() -> int:
                     "wasm-tools": [wasm_tools, "strip", "-d", "^__no_such_section__$",
                                    str(path), "-o", str(out)],
                     "threadify": [threadify, str(path), "-o", str(out), "-q", *extra],
-                    "--no-validate": [threadify, str(path), "-o", str(out), "-q",
-                                      "--no-validate", *extra],
+                    "--validate": [threadify, str(path), "-o", str(out), "-q",
+                                   "--validate", *extra],
                     "python-copy": [python, "-c", copy, str(path), str(out)],
                 }
                 times: dict[str, list[float]] = {name: [] for name in tools}
