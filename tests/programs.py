@@ -1,7 +1,8 @@
 """The committed test programs of every producer, from their manifests, as one list.
 
 ``fixtures/manifest.json`` (C, clang-22 + wasm-ld-22), ``fixtures/rust/manifest.json`` (rustc +
-rust-lld) and ``fixtures/zig/manifest.json`` (zig) describe each built module: its input class,
+rust-lld), ``fixtures/zig/manifest.json`` (zig) and ``fixtures/cxx/manifest.json`` (clang++-22)
+describe each built module: its input class,
 the arguments it runs with, the stdout line it prints on success and its exit code.
 """
 
@@ -43,7 +44,7 @@ def load() -> list[Program]:
                            int(entry.get("exit_code", 0)), tuple(entry.get("args", [])),
                            entry.get("variant", ""), int(entry.get("threads_at_once", 0) or 0),
                            entry))
-    for sub in ("rust", "zig"):
+    for sub in ("rust", "zig", "cxx"):
         path = FIXTURES / sub / "manifest.json"
         if not path.exists():
             continue

@@ -2,7 +2,8 @@
 
 Producers: clang-22 freestanding C in every link variant (shared with and without the TLS
 exports, defined or imported memory, non-shared, data-first, name section stripped), rustc
-``#![no_core]`` + rust-lld, ``zig cc`` on threadify's ABI, and Zig ``std.Thread`` (class C,
+``#![no_core]`` + rust-lld, clang++-22 C++ (global constructor, ``thread_local``), ``zig cc``
+on threadify's ABI, and Zig ``std.Thread`` (class C,
 passed through unchanged). Hosts: the bundled host (``threadify run``), the wasmtime 36.0.9
 and 46.0.1 CLIs, and Node.js (V8 + ``node:wasi`` + worker threads, ``scripts/node-host``).
 Each cell runs the program's own checks — several threads alive at once — and is repeated,
