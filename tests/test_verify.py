@@ -115,3 +115,25 @@ def test_verify_catches_broken_injected_code(fixture: str, function: str, patch:
     broken = sabotage(output, function, patch)
     with pytest.raises(VerificationError, match=message):
         verify(broken, timeout=20)
+
+
+def test_verify_module_with_imported_global_and_function() -> None:
+    """Imports the checks never use get placeholders (zero global, trapping function)."""
+    from tests.tooling import wat2wasm
+
+    text = """(module (import "env" "g" (global i32)) (import "env" "f" (func (param i32)))
+      (memory 2 128) (global $sp (mut i32) (i32.const 65536)) (func (export "_start")))"""
+    output = threadify.transform(wat2wasm(text), allow_non_atomic=True)
+    assert verify(output).runtime_checked
+
+
+def test_verify_says_when_memory_cannot_hold_the_threads() -> None:
+    from tests.tooling import wat2wasm
+
+    text = """(module (memory 2 64) (global $sp (mut i32) (i32.const 65536))
+      (func (export "_start")))"""
+    output = threadify.transform(wat2wasm(text), allow_non_atomic=True)  # 1 MiB stacks
+    with pytest.raises(VerificationError, match="leaves room for 3 thread"):
+        verify(output)
+    small = threadify.transform(wat2wasm(text), allow_non_atomic=True, stack_size=65536)
+    assert verify(small).runtime_checked

@@ -175,6 +175,21 @@ def _stub_unreachable_code(module: Module, record: dict[str, Any]) -> int:
     return replaced
 
 
+def _check_room(module: Module, record: dict[str, Any], threads: int) -> None:
+    """Fail clearly when the memory maximum cannot hold ``threads`` thread blocks at once."""
+    memory = next((imp.desc for imp in module.imports if imp.kind == ExternKind.MEMORY), None)
+    maximum = getattr(memory, "max", None)
+    if maximum is None:
+        return
+    free_pages = maximum - (int(record["control_block"]) // abi.PAGE + abi.CONTROL_PAGES)
+    fits = free_pages // (int(record["block_size"]) // abi.PAGE)
+    if fits < threads:
+        raise VerificationError(
+            f"verify failed: the memory maximum ({maximum} pages) leaves room for {fits} thread "
+            f"stack(s) of {int(record['stack_size'])} bytes; verify runs {threads} at once",
+            "raise --max-memory or lower --stack-size")
+
+
 def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyReport:
     """Run the checks in the module docstring on ``output``; raise on the first failure."""
     if threads < 1:
@@ -192,6 +207,7 @@ def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyR
                        "own thread start-up is not threadify's to check")
         return report
     record = read_section(payload)
+    _check_room(module, record, threads)
     twin, slot = _probe_twin(module, record)
     _Run(engine, twin, slot, record, threads, timeout, report).run()
     report.runtime_checked = True
@@ -228,10 +244,25 @@ class _Run:
         self.memory = SharedLinearMemory(engine, memory_import.type)
         self.linker = wasmtime.Linker(engine)
         store = wasmtime.Store(engine)
-        self.memory.define_in(self.linker, store._context(), memory_import.module,
-                              memory_import.name or "")
+        self.memory_module, self.memory_name = memory_import.module, memory_import.name or ""
+        self.memory.define_in(self.linker, store._context(), self.memory_module,
+                              self.memory_name)
+        self._define_placeholders(store, memory_import)
         self.linker.define_unknown_imports_as_traps(self.module)
         self.template = self._template()
+
+    def _define_placeholders(self, store: Any, memory_import: Any) -> None:
+        """Zero-valued globals and empty tables for the module's other imports.
+
+        The checks never run the program's own code, so imported functions become traps
+        (``define_unknown_imports_as_traps``); globals and tables need a value to instantiate.
+        Globals and tables are store-bound in wasmtime, so they are defined for ``store``'s
+        engine through a per-instance definition in :meth:`_instantiate`.
+        """
+        wasmtime = self.wasmtime
+        self.placeholder_imports = [
+            imp for imp in self.module.imports
+            if isinstance(imp.type, (wasmtime.GlobalType, wasmtime.TableType))]
 
     def _template(self) -> bytes:
         tdata = self.record.get("tdata")
@@ -242,8 +273,20 @@ class _Run:
         return (init + bytes(size))[:size]
 
     def _instantiate(self, store: Any) -> Any:
+        wasmtime = self.wasmtime
         try:
-            return self.linker.instantiate(store, self.module)
+            linker = self.linker
+            if self.placeholder_imports:
+                # globals/tables belong to a store: a linker per instance that shadows nothing
+                # but adds them (the shared memory and trap functions are store-independent)
+                linker = wasmtime.Linker(self.engine)
+                linker.allow_shadowing = True
+                context = store._context()
+                self.memory.define_in(linker, context, self.memory_module, self.memory_name)
+                for imp in self.placeholder_imports:
+                    linker.define(store, imp.module, imp.name or "", _placeholder(store, imp.type))
+                linker.define_unknown_imports_as_traps(self.module)
+            return linker.instantiate(store, self.module)
         except (self.wasmtime.WasmtimeError, self.wasmtime.Trap) as error:
             raise VerificationError(f"instantiation failed: {_first_line(error)}") from None
 
@@ -393,10 +436,30 @@ class _Run:
         return observations
 
 
+def _placeholder(store: Any, extern_type: Any) -> Any:
+    """A zero global or an empty (null-filled) table of ``extern_type``."""
+    import wasmtime
+
+    if isinstance(extern_type, wasmtime.GlobalType):
+        kind = str(extern_type.content)
+        zero = {"i32": 0, "i64": 0, "f32": 0.0, "f64": 0.0}.get(kind)
+        value = wasmtime.Val.i32(0) if zero is None and kind == "i32" else None
+        if kind in ("i32", "i64", "f32", "f64"):
+            value = getattr(wasmtime.Val, kind)(zero)
+        else:
+            value = wasmtime.Val.funcref(None) if "func" in kind else wasmtime.Val.externref(None)
+        return wasmtime.Global(store, extern_type, value)
+    ref = None
+    return wasmtime.Table(store, extern_type, ref)
+
+
 def _first_line(error: BaseException) -> str:
-    """The informative line of a wasmtime error: the trap reason, not the backtrace header."""
+    """The informative line of a wasmtime error: the trap reason (and the function it happened
+    in, e.g. ``threadify_out_of_memory``), not the backtrace header."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    frame = next((line for line in lines if line[:1].isdigit() and " - " in line), None)
+    where = f" in {frame.split(' - ', 1)[1].split('!', 1)[-1]}" if frame else ""
     for line in lines:
         if "wasm trap:" in line:
-            return line
-    return lines[-1] if lines else type(error).__name__
+            return line + where
+    return (lines[-1] if lines else type(error).__name__) + where
