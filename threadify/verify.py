@@ -252,12 +252,11 @@ class _Run:
         self.template = self._template()
 
     def _define_placeholders(self, store: Any, memory_import: Any) -> None:
-        """Zero-valued globals and empty tables for the module's other imports.
+        """Note the imported globals and tables, which need placeholder values.
 
         The checks never run the program's own code, so imported functions become traps
-        (``define_unknown_imports_as_traps``); globals and tables need a value to instantiate.
-        Globals and tables are store-bound in wasmtime, so they are defined for ``store``'s
-        engine through a per-instance definition in :meth:`_instantiate`.
+        (``define_unknown_imports_as_traps``); globals and tables need a value to instantiate,
+        and belong to a store in wasmtime, so :meth:`_instantiate` defines them per instance.
         """
         wasmtime = self.wasmtime
         self.placeholder_imports = [
@@ -437,20 +436,21 @@ class _Run:
 
 
 def _placeholder(store: Any, extern_type: Any) -> Any:
-    """A zero global or an empty (null-filled) table of ``extern_type``."""
+    """A zero-valued global, or a null-filled table, of ``extern_type``."""
     import wasmtime
 
-    if isinstance(extern_type, wasmtime.GlobalType):
-        kind = str(extern_type.content)
-        zero = {"i32": 0, "i64": 0, "f32": 0.0, "f64": 0.0}.get(kind)
-        value = wasmtime.Val.i32(0) if zero is None and kind == "i32" else None
-        if kind in ("i32", "i64", "f32", "f64"):
-            value = getattr(wasmtime.Val, kind)(zero)
-        else:
-            value = wasmtime.Val.funcref(None) if "func" in kind else wasmtime.Val.externref(None)
-        return wasmtime.Global(store, extern_type, value)
-    ref = None
-    return wasmtime.Table(store, extern_type, ref)
+    if not isinstance(extern_type, wasmtime.GlobalType):
+        return wasmtime.Table(store, extern_type, None)
+    kind = str(extern_type.content)
+    if kind in ("i32", "i64"):
+        value = getattr(wasmtime.Val, kind)(0)
+    elif kind in ("f32", "f64"):
+        value = getattr(wasmtime.Val, kind)(0.0)
+    elif "func" in kind:
+        value = wasmtime.Val.funcref(None)
+    else:
+        value = wasmtime.Val.externref(None)
+    return wasmtime.Global(store, extern_type, value)
 
 
 def _first_line(error: BaseException) -> str:
