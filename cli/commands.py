@@ -15,17 +15,13 @@ from threadify_cli.transform_cmd import read_input, transform
 from threadify import __version__
 
 EPILOG = """\
+\b
 Examples:
-
-  threadify app.wasm -o app.threads.wasm            # rewrite (a build step)
-
-  threadify app.wasm -o out.wasm --verify            # rewrite, then prove it on the bundled host
-
+  threadify app.wasm -o app.threads.wasm     # rewrite (a build step)
+  threadify app.wasm -o out.wasm --verify     # rewrite, then prove it on the bundled host
   threadify app.wasm -o - --stack-size 256KiB > out.wasm
-
-  threadify inspect app.wasm [--json]                # what threadify sees, and its verdict
-
-  threadify run out.wasm --dir .::/work -- arg1      # run on the bundled WASI-threads host
+  threadify inspect app.wasm --json           # what threadify sees, and its verdict
+  threadify run out.wasm --dir .::/work -- a  # run on the bundled WASI-threads host
 
 Input: wasm32 modules linked by wasm-ld from code compiled with -matomics -mbulk-memory, with
 or without --shared-memory. Already thread-ready modules (they export wasi_thread_start) are
