@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import ctypes
+import sys
 import threading
 from typing import Any
 
@@ -101,6 +102,19 @@ class Spawner:
         self.next_tid = 1
         self.idle: list[_Worker] = []
 
+    def _explain_once(self) -> None:
+        """Say (once) why every spawn fails: the module was not made thread-ready."""
+        if getattr(self, "_explained", False):
+            return
+        self._explained = True
+        try:
+            sys.stderr.write("threadify run: thread-spawn failed: the module exports no "
+                             "wasi_thread_start(i32, i32); run `threadify in.wasm -o out.wasm` "
+                             "first\n")
+            sys.stderr.flush()
+        except Exception:  # a host function must never raise into wasmtime
+            pass
+
     def use(self, instance_pre: Any) -> None:
         """The ``InstancePre`` to instantiate (made after ``thread-spawn`` itself is linked)."""
         self.pre_ptr = instance_pre.ptr()
@@ -116,6 +130,7 @@ class Spawner:
     def spawn(self, start_arg: int) -> int:
         """The host side of ``thread-spawn``; never raises, negative on failure."""
         if not self.thread_start_ok:
+            self._explain_once()
             return SPAWN_FAILED
         with self.lock:
             if len(self.live) >= self.max_threads:
