@@ -149,10 +149,7 @@ def run(data: bytes, options: Options | None = None,
         return Result(None, data, "C", analysis.reasons, validation=validation)
     if analysis.error is not None:
         raise analysis.error
-    result = _rewrite(module, analysis, options)
-    result.input = data
-    result.validation = validation
-    return result
+    return _rewrite(module, analysis, options, data, validation)
 
 
 def _size_text(size: int) -> str:
@@ -163,7 +160,8 @@ def _size_text(size: int) -> str:
     return str(size)
 
 
-def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:
+def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
+             validation: BackgroundValidation | None) -> Result:
     memory, syms = analysis.memory, analysis.symbols
     assert memory is not None and syms is not None and syms.stack_pointer is not None
     changes: list[str] = []
@@ -243,4 +241,5 @@ def _rewrite(module: Module, analysis: Analysis, options: Options) -> Result:
         "globals": injected.globals,
     }
     record_section(module, record)
-    return Result(module, b"", analysis.verdict, analysis.reasons, changes, record)
+    return Result(module, data, analysis.verdict, analysis.reasons, changes, record,
+                  validation)

@@ -28,30 +28,29 @@ from threadify.errors import ThreadifyError
 VALIDATE_AUTO_LIMIT = 16 << 20
 
 
+#: Proposals enabled for validation and --verify (the wasmtime C API setter names).
+_FEATURES = ("threads", "shared_memory", "bulk_memory", "reference_types", "simd",
+             "multi_value", "relaxed_simd", "tail_call", "multi_memory", "memory64",
+             "exceptions", "function_references", "gc", "custom_page_sizes",
+             "wide_arithmetic")
+
+
 class InvalidModuleError(ThreadifyError):
     """The module is well-formed enough to decode but is not valid WebAssembly."""
 
 
-def engine(threads_only: bool = False) -> Any:
-    """A wasmtime Engine with threads, shared memory and (unless ``threads_only``) every
-    other proposal wasmtime validates."""
+def engine() -> Any:
+    """A wasmtime Engine (wasmtime-py) with every proposal in :data:`_FEATURES` enabled that
+    this wasmtime build knows."""
     import wasmtime
 
     config = wasmtime.Config()
-    config.wasm_threads = True
-    config.shared_memory = True
-    config.wasm_bulk_memory = True
-    config.wasm_reference_types = True
-    config.wasm_simd = True
-    config.wasm_multi_value = True
-    if not threads_only:
-        for name in ("wasm_relaxed_simd", "wasm_tail_call", "wasm_multi_memory",
-                     "wasm_memory64", "wasm_exceptions", "wasm_function_references", "wasm_gc",
-                     "wasm_custom_page_sizes", "wasm_wide_arithmetic"):
-            try:
-                setattr(config, name, True)
-            except Exception:  # a wasmtime build without that proposal: validate without it
-                pass
+    for feature in _FEATURES:
+        name = feature if feature == "shared_memory" else f"wasm_{feature}"
+        try:
+            setattr(config, name, True)
+        except Exception:  # a wasmtime build without that proposal: go on without it
+            pass
     return wasmtime.Engine(config)
 
 
@@ -72,12 +71,6 @@ def unsupported_feature(reason: str) -> bool:
     return "feature" in text and any(word in text for word in (
         "required", "not enabled", "support"))
 
-
-#: Proposals enabled for input validation, as wasmtime C API setter names.
-_FEATURES = ("threads", "shared_memory", "bulk_memory", "reference_types", "simd",
-             "multi_value", "relaxed_simd", "tail_call", "multi_memory", "memory64",
-             "exceptions", "function_references", "gc", "custom_page_sizes",
-             "wide_arithmetic")
 
 
 class _ByteVec(ctypes.Structure):
@@ -136,7 +129,7 @@ def _native_validate(data: bytes) -> str | None:
         lib.wasm_engine_delete(engine_ptr)
 
 
-def validate(data: bytes, *, threads_only: bool = False) -> None:
+def validate(data: bytes) -> None:
     """Raise :class:`InvalidModuleError` unless ``data`` validates.
 
     A module using a proposal wasmtime cannot validate (legacy exceptions, for one) is let
@@ -145,9 +138,9 @@ def validate(data: bytes, *, threads_only: bool = False) -> None:
     """
     reason: str | None
     try:
-        reason = _native_validate(data) if not threads_only else _wrapped_validate(data, True)
+        reason = _native_validate(data)
     except (OSError, AttributeError, KeyError):
-        reason = _wrapped_validate(data, threads_only)
+        reason = _wrapped_validate(data)
     if reason is None:
         return
     reason = explain(reason)
@@ -183,12 +176,12 @@ def _wasm_tools_validate(data: bytes) -> str | None:
     return explain(proc.stderr.decode("utf-8", "replace").replace("error:", "", 1))
 
 
-def _wrapped_validate(data: bytes, threads_only: bool) -> str | None:
+def _wrapped_validate(data: bytes) -> str | None:
     """Validation through wasmtime-py; the error message, or None when valid."""
     import wasmtime
 
     try:
-        wasmtime.Module.validate(engine(threads_only), data)
+        wasmtime.Module.validate(engine(), data)
     except wasmtime.WasmtimeError as error:
         return str(error)
     return None

@@ -80,23 +80,18 @@ class VerifyReport:
                 "note": self.note}
 
 
-def _engine() -> Any:
-    from threadify.validation import engine
-
-    return engine()
-
-
-def validate(data: bytes, engine: Any | None = None) -> None:
-    """Raise :class:`VerificationError` unless ``data`` validates with threads enabled."""
-    import wasmtime
-
-    from threadify.validation import explain
+def validate(data: bytes) -> None:
+    """Raise :class:`VerificationError` unless ``data`` validates (threads and every other
+    proposal enabled; see :func:`threadify.validation.validate`)."""
+    from threadify.validation import InvalidModuleError
+    from threadify.validation import validate as validate_module
 
     try:
-        wasmtime.Module.validate(engine or _engine(), data)
-    except wasmtime.WasmtimeError as error:
+        validate_module(data)
+    except InvalidModuleError as error:
+        reason = error.problem.split(": ", 1)[-1]
         raise VerificationError(
-            f"output does not validate (threads enabled): {explain(error)}") from None
+            f"output does not validate (threads enabled): {reason}") from None
 
 
 def segment_writes(module: Module, record: dict[str, Any]) -> list[tuple[int, int, int]]:
@@ -195,8 +190,10 @@ def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyR
     if threads < 1:
         raise ThreadifyError("verify needs at least one thread")
     report = VerifyReport()
-    engine = _engine()
-    validate(output, engine)
+    from threadify.validation import engine as make_engine
+
+    validate(output)
+    engine = make_engine()
     report.validated = True
     report.checks.append("validates with threads enabled")
 
