@@ -61,6 +61,9 @@ def transform_command(
              "invalid. Default: inputs up to 16 MiB are validated; larger ones only with "
              "--validate (or --verify), because checking every function body costs more than "
              "the rewrite itself.")] = None,
+    stack_check: Annotated[bool, typer.Option(
+        help="Add stack-limit checks: a thread that overflows its stack traps instead of "
+             "overwriting memory (docs/stack-check.md).")] = False,
     verify: Annotated[bool, typer.Option(
         help="Validate the output and run it on the bundled host with several threads before "
              "writing it.")] = False,
@@ -71,7 +74,7 @@ def transform_command(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     transform(input, output, stack_size, max_memory, allow_non_atomic, validate, verify, quiet,
-              json_report)
+              json_report, stack_check)
 
 
 inspect_app = typer.Typer(add_completion=False, rich_markup_mode=None,

@@ -134,17 +134,18 @@ def _umask() -> int:
 
 def transform(input: str, output: str, stack_size: str = "1MiB", max_memory: str | None = None,
               allow_non_atomic: bool = False, validate: bool | None = None, verify: bool = False,
-              quiet: bool = False, json_report: bool = False) -> None:
+              quiet: bool = False, json_report: bool = False, stack_check: bool = False) -> None:
     """``threadify INPUT -o OUTPUT [options]`` (see ``threadify --help``)."""
-    from threadify.pipeline import make_options, run
+    from threadify.pipeline import Options, run
 
     data = read_input(input)
     try:
-        options = make_options(
+        options = Options(
             stack_size=parse_size(stack_size, "--stack-size"),
             max_memory=None if max_memory is None else parse_size(max_memory, "--max-memory"),
             allow_non_atomic=allow_non_atomic,
             validate=validate,
+            stack_check=stack_check,
         )
         early = PRELOADED[2] if PRELOADED is not None and PRELOADED[0] == input else None
         result = run(data, options, early)
@@ -195,6 +196,8 @@ FLAGS = {
     "--quiet": ("quiet", True),
     "-q": ("quiet", True),
     "--json": ("json_report", True),
+    "--stack-check": ("stack_check", True),
+    "--no-stack-check": ("stack_check", False),
 }
 #: Options of the transform command that take a value.
 VALUED = {"-o": "output", "--output": "output", "--stack-size": "stack_size",

@@ -269,6 +269,7 @@ def test_invalid_body_rejected_and_nothing_written(tmp_path: Path) -> None:
     ["IN", "-oOUT", "--allow-non-atomic", "--verify"],
     ["-o", "OUT", "--", "IN"],
     ["IN", "-o", "A", "-o", "OUT", "--no-verify", "--validate"],
+    ["IN", "-o", "OUT", "--stack-check"],
 ])
 def test_fast_parser_agrees_with_typer(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The typer-free parser used for speed reads every command line as typer does."""
@@ -278,7 +279,7 @@ def test_fast_parser_agrees_with_typer(args: list[str], monkeypatch: pytest.Monk
 
     def record(*values: object, **kw: object) -> None:
         names = ["input", "output", "stack_size", "max_memory", "allow_non_atomic",
-                 "validate", "verify", "quiet", "json_report"]
+                 "validate", "verify", "quiet", "json_report", "stack_check"]
         seen.append(dict(zip(names, values, strict=False)) | kw)
 
     monkeypatch.setattr(commands, "transform", record)
@@ -286,7 +287,8 @@ def test_fast_parser_agrees_with_typer(args: list[str], monkeypatch: pytest.Monk
     fast = transform_cmd.fast_parse(args)
     assert fast is not None
     defaults = {"stack_size": "1MiB", "max_memory": None, "allow_non_atomic": False,
-                "validate": None, "verify": False, "quiet": False, "json_report": False}
+                "validate": None, "verify": False, "quiet": False, "json_report": False,
+                "stack_check": False}
     assert defaults | fast == seen[0]
 
 

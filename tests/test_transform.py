@@ -7,6 +7,7 @@ output is validated with ``wasm-tools`` and its structure compared with the inpu
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -166,9 +167,8 @@ def test_options_change_the_layout() -> None:
     ({"max_memory": 1000}, "multiple of 64 KiB"),
     ({"max_memory": 1 << 33}, "4 GiB"),
     ({"max_memory": 65536}, "no room"),
-    ({"colour": "blue"}, "unknown option"),
 ])
-def test_bad_options(kwargs: dict[str, object], message: str) -> None:
+def test_bad_options(kwargs: dict[str, Any], message: str) -> None:
     data = TRANSFORMABLE[0].path.read_bytes()
     with pytest.raises(threadify.ThreadifyError, match=message):
         threadify.transform(data, **kwargs)

@@ -1,6 +1,6 @@
 """threadify: make wasm-ld WebAssembly modules thread-ready for WASI-threads hosts.
 
-Library entry points (see docs/ and shared SPEC):
+Library entry points (docs/library.md):
 
 - :func:`transform` rewrites module bytes and returns the thread-ready bytes;
 - :func:`inspect` reports what threadify sees in a module;
@@ -8,13 +8,17 @@ Library entry points (see docs/ and shared SPEC):
 - :mod:`threadify.wasm` is the binary layer (``Module.decode`` / ``encode``);
 - :mod:`threadify.host` runs WASI-threads modules on wasmtime-py.
 
-Heavy modules (wasmtime) are imported lazily so that the command line starts fast.
+Options are keyword-only and typed, so that mypy and IDEs reject a misspelt option before the
+code runs (and Python raises ``TypeError`` when it does). Heavy modules (wasmtime) are imported
+lazily so that the command line starts fast.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING
 
+from threadify.abi import DEFAULT_STACK_SIZE
 from threadify.errors import ThreadifyError, UnsupportedModuleError, WasmDecodeError
 
 __version__ = "0.1.0"
@@ -31,22 +35,60 @@ __all__ = [
 if TYPE_CHECKING:
     from threadify.inspection import Report
 
+#: What :func:`transform` and :func:`inspect` accept: the module's bytes.
+ModuleBytes = bytes | bytearray | memoryview
 
-def transform(data: bytes, **options: Any) -> bytes:
+
+def module_bytes(data: object, caller: str) -> bytes:
+    """``data`` as ``bytes``; a path (``str`` / ``os.PathLike``) or anything else is a
+    ``TypeError`` that says how to read the file.
+
+    Paths are refused rather than read: the library works on bytes in memory (a build tool
+    already holds them, and writes the result where it wants), so a file name passed by
+    mistake for the contents, or the contents decoded to ``str``, is reported at once instead
+    of turning into an I/O error or a "not WebAssembly" rejection.
+    """
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    if isinstance(data, str | os.PathLike):
+        raise TypeError(f"threadify.{caller}() takes the module's bytes, not a path: pass "
+                        f"pathlib.Path({os.fspath(data)!r}).read_bytes()")
+    raise TypeError(f"threadify.{caller}() takes the module's bytes (bytes, bytearray or "
+                    f"memoryview), not {type(data).__name__}")
+
+
+def transform(data: ModuleBytes, *, stack_size: int = DEFAULT_STACK_SIZE,
+              max_memory: int | None = None, allow_non_atomic: bool = False,
+              validate: bool | None = None, stack_check: bool = False) -> bytes:
     """Rewrite ``data`` (a wasm-ld module) so that it runs on WASI-threads hosts.
 
-    Options (keyword arguments): ``stack_size`` (bytes per thread stack, default 1 MiB),
-    ``max_memory`` (bytes; default: keep the input's maximum, or 1 GiB when it has none),
-    ``allow_non_atomic`` (accept code compiled without atomics). See
-    :class:`threadify.pipeline.Options`. Raises :class:`ThreadifyError` for rejected input.
+    ``stack_size``: bytes of stack for every thread but the first (a multiple of 16).
+    ``max_memory``: maximum memory in bytes (a multiple of 64 KiB); ``None`` keeps the input's
+    maximum, or 1 GiB when it has none. ``allow_non_atomic``: accept code compiled without
+    atomics. ``validate``: validate the whole input first (``None``: inputs up to 16 MiB).
+    ``stack_check``: add stack-limit checks (docs/stack-check.md).
+
+    An already thread-ready module comes back unchanged. Raises :class:`ThreadifyError` for a
+    rejected input or option value, ``TypeError`` for a path instead of bytes.
     """
-    from threadify.pipeline import transform as _transform
+    from threadify.pipeline import Options, run
 
-    return _transform(data, **options)
+    payload = module_bytes(data, "transform")
+    options = Options(stack_size=stack_size, max_memory=max_memory,
+                      allow_non_atomic=allow_non_atomic, validate=validate,
+                      stack_check=stack_check)
+    result = run(payload, options)
+    result.check()
+    return result.output
 
 
-def inspect(data: bytes) -> Report:
-    """Describe the module: memory, linker symbols found (and how), TLS, input class."""
+def inspect(data: ModuleBytes) -> Report:
+    """Describe the module: memory, linker symbols found (and how), TLS, input class.
+
+    Never raises for bad input (that is class D in the report); ``TypeError`` for a path.
+    """
     from threadify.inspection import inspect as _inspect
 
-    return _inspect(data)
+    return _inspect(module_bytes(data, "inspect"))

@@ -1,7 +1,7 @@
 """The transform: decode, classify, run the passes, encode (SPEC §2–§3).
 
-``transform(data, **options) -> bytes`` is the library entry point; :func:`run` returns the same
-bytes plus a report of what changed (for ``--json`` and ``--verify``). Class C inputs come back
+:func:`run` gives the output (behind :func:`threadify.transform`, the library entry point)
+plus a report of what changed (for ``--json`` and ``--verify``). Class C inputs come back
 unchanged; class D inputs raise :class:`~threadify.errors.ThreadifyError`. Only what a pass needs
 is decoded: function bodies of the input are never decoded except lld's start function (to
 recognise its shape when the name section is missing).
@@ -27,7 +27,7 @@ MAX_WASM32_BYTES = 1 << 32
 
 @dataclass(frozen=True)
 class Options:
-    """Transform options (all keyword arguments of :func:`transform`)."""
+    """Transform options (the keyword arguments of :func:`threadify.transform`)."""
 
     #: Bytes of stack for every thread but the first (a multiple of 16).
     stack_size: int = abi.DEFAULT_STACK_SIZE
@@ -41,6 +41,8 @@ class Options:
     #: inputs up to :data:`VALIDATE_AUTO_LIMIT` bytes; above that, full validation costs more
     #: CPU than the whole rewrite, and the build step is left fast (``True`` forces it).
     validate: bool | None = None
+    #: Add stack-limit checks; see docs/stack-check.md.
+    stack_check: bool = False
 
     def validates(self, size: int) -> bool:
         """Whether an input of ``size`` bytes is validated under these options."""
@@ -63,6 +65,9 @@ class Options:
                     "pass e.g. --max-memory 256MiB")
             if self.max_memory > MAX_WASM32_BYTES:
                 raise ThreadifyError(f"maximum memory {self.max_memory} exceeds 4 GiB (wasm32)")
+        if self.stack_check:
+            # Refused rather than ignored until the stack-check pass is wired in here.
+            raise ThreadifyError("stack-limit checks are not implemented yet")
 
 
 @dataclass
@@ -105,25 +110,6 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         return {"class": self.verdict, "reasons": self.reasons, "changes": self.changes,
                 "unchanged": self.unchanged, "layout": self.record or None}
-
-
-def transform(data: bytes, **options: Any) -> bytes:
-    """Make ``data`` thread-ready; see :class:`Options` for the keyword arguments."""
-    result = run(data, make_options(**options))
-    result.check()
-    return result.output
-
-
-def make_options(**options: Any) -> Options:
-    """Build :class:`Options`, rejecting unknown names with a :class:`ThreadifyError`."""
-    known = Options.__dataclass_fields__
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ThreadifyError(f"unknown option(s): {', '.join(unknown)}",
-                             f"known options: {', '.join(known)}")
-    opts = Options(**options)
-    opts.check()
-    return opts
 
 
 def run(data: bytes, options: Options | None = None,
