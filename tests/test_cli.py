@@ -217,7 +217,7 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     """A write that fails half-way (ENOSPC) removes the temporary file and reports one line."""
     import errno
 
-    from threadify_cli import transform_cmd as cli_main
+    from threadify_cli import transform_cmd as cli_main  # type: ignore[import-not-found]
 
     real_fdopen = os.fdopen
 

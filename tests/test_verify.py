@@ -73,7 +73,7 @@ def _never_free(instrs: list[Instr]) -> list[Instr]:
 
 def _everyone_initialises(instrs: list[Instr]) -> list[Instr]:
     """Every instance thinks it is the first and writes the data segments again."""
-    out = []
+    out: list[Instr] = []
     for ins in instrs:
         if ins.op == "i32.eqz" and out and out[-1].op == "i32.atomic.rmw.cmpxchg":
             out += [Instr("drop"), Instr("i32.const", (1,))]

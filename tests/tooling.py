@@ -7,7 +7,6 @@ place by ``scripts/install_test_tools.py`` (part of the README's test command).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -76,10 +75,8 @@ def wasmtime_thread_flags(version: str) -> list[str]:
 
 
 def run_wasmtime(version: str, module: Path, args: list[str] | None = None,
-                 timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a WASI-threads module on the wasmtime CLI ``version``."""
     cmd = [str(wasmtime_cli(version)), "run", *wasmtime_thread_flags(version), str(module),
            *(args or [])]
-    env = dict(os.environ)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

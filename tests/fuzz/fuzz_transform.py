@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                              "generator_skipped": 0}
     per_gen: dict[str, dict[str, int]] = {}
     start = time.monotonic()
-    findings = []
+    findings: list[dict[str, str]] = []
     while stats["inputs"] < args.count:
         if args.seconds and time.monotonic() - start > args.seconds:
             break

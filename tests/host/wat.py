@@ -16,7 +16,7 @@ uses, and exports ``memory``, ``_start`` and ``wasi_thread_start``. Memory map u
 
 from __future__ import annotations
 
-from tests.tooling import wat2wasm
+from tests.tooling import wat2wasm as wat2wasm  # re-exported: tests call wat.wat2wasm
 
 HEADER = """
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))

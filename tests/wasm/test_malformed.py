@@ -16,7 +16,7 @@ SMALL = (DATA / "tls_atomics.debug.wasm").read_bytes()
 
 def _boundaries(data: bytes) -> set[int]:
     m = Module.decode(data)
-    return {8} | {s.payload_offset + len(s.payload) for s in m._sections}
+    return {8} | {s.payload_offset + len(s.payload or b"") for s in m._sections}
 
 
 def test_truncation_at_every_offset() -> None:

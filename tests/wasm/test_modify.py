@@ -83,6 +83,7 @@ def test_code_count_width_is_kept() -> None:
     m = Module.decode(bytes(data))
     s = m._known[10]
     # rewrite the code section with a 3-byte count (non-minimal LEB, still valid)
+    assert s.payload is not None
     payload = bytes(s.payload)
     padded = bytes([0x83, 0x80, 0x00]) + payload[1:]
     start = s.offset
