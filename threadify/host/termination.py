@@ -60,14 +60,33 @@ def thread_label(tid: int | None) -> str:
 
 
 def describe_trap(trap_ptr: Any) -> str:
-    """One line naming the trap (wasmtime's message also carries a multi-line backtrace)."""
+    """One line naming the trap (wasmtime's message also carries a multi-line backtrace).
+
+    The innermost named frames of the backtrace are appended (``in f, called from g``): a trap
+    raised on purpose by a named function (such as ``threadify_stack_overflow``) then says what
+    happened, and where, on the one line the user sees."""
     try:
         from wasmtime import Trap
 
-        message = str(Trap._from_ptr(trap_ptr).message)
+        trap = Trap._from_ptr(trap_ptr)
+        message = str(trap.message)
     except Exception:  # noqa: BLE001 - describing must never fail
         return "wasm trap"
-    return _one_line(message)
+    return _one_line(message) + _where(trap)
+
+
+def _where(trap: Any) -> str:
+    """`` in NAME[, called from CALLER]`` from the trap's first two frames, or ``""``."""
+    try:
+        names = [frame.func_name for frame in trap.frames[:2]]
+    except Exception:  # noqa: BLE001 - a missing backtrace only loses detail
+        return ""
+    if not names or not names[0]:
+        return ""
+    where = f" in {names[0]}"
+    if len(names) > 1 and names[1]:
+        where += f", called from {names[1]}"
+    return where
 
 
 def describe_error(error_ptr: Any) -> str:
