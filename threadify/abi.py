@@ -14,14 +14,16 @@ verifier (and a debugger) can find it again from the module alone:
 from __future__ import annotations
 
 ABI_VERSION = 1
-PAGE = 65536
+#: log2 of the wasm page size: ``memory.grow`` returns a page number, ``<< PAGE_SHIFT`` its address.
+PAGE_SHIFT = 16
+PAGE = 1 << PAGE_SHIFT
 
 #: Pages the first instance grows for the control block.
 CONTROL_PAGES = 1
 
 # Control block field offsets (bytes from the control block address).
-CTRL_INIT_FLAG = 0  #: 0 = not started, 1 = first instance initialising, 2 = done
-CTRL_LOCK = 4  #: free-list lock: 0 free, 1 held
+CTRL_INIT_FLAG = 0  #: one of the ``INIT_*`` states below
+CTRL_LOCK = 4  #: free-list lock: ``LOCK_FREE`` or ``LOCK_HELD``
 CTRL_FREE_HEAD = 8  #: address of the first free thread block, 0 when empty
 CTRL_BLOCKS_CREATED = 12  #: thread blocks ever obtained from memory.grow
 CTRL_BLOCKS_LIVE = 16  #: thread blocks currently owned by a thread
@@ -30,12 +32,25 @@ CTRL_BLOCK_SIZE = 24  #: size in bytes of every thread block
 CTRL_STARTS = 28  #: wasi_thread_start calls so far
 CONTROL_MAGIC = 0x54_48_52_44  # the bytes "DRHT" in memory (little-endian)
 
+# States of the control block's init flag (memory of a fresh instance reads 0).
+INIT_NOT_STARTED = 0  #: no instance has started initialising memory
+INIT_RUNNING = 1  #: the first instance is writing memory; later ones wait
+INIT_DONE = 2  #: memory is initialised; later instances go straight on
+
+# States of the free-list lock word.
+LOCK_FREE = 0
+LOCK_HELD = 1
+
 # Thread block layout (bytes from the block's base; the base is page aligned).
 BLOCK_NEXT = 0  #: free-list link while the block is free
 BLOCK_CANARY = 4  #: ``CANARY`` while owned; a different value means the stack overflowed
 BLOCK_TID = 8  #: thread id of the owner
 BLOCK_HEADER = 16  #: the stack's lowest usable byte
 CANARY = 0x7E_AD_BE_EF
+
+# The start argument of ``wasi_thread_start``: ``struct { uint32_t func; uint32_t arg; }``.
+START_FUNC = 0  #: index of a ``void (*)(void *)`` in table 0
+START_ARG = 4  #: the argument ``func`` is called with
 
 DEFAULT_STACK_SIZE = 1 << 20
 DEFAULT_MAX_MEMORY = 1 << 30

@@ -30,5 +30,11 @@ class WasmDecodeError(ThreadifyError):
         super().__init__(f"malformed WebAssembly at byte {offset}: expected {expected}")
 
 
+class WasmModuleError(ThreadifyError):
+    """A well-formed module whose items do not fit together as asked: an index out of range, or
+    a function whose type is not a plain function type. Raised by the binary layer, which
+    knows nothing of the transform's input classes."""
+
+
 class UnsupportedModuleError(ThreadifyError):
     """A well-formed module that threadify cannot make thread-ready (input class D)."""

@@ -108,7 +108,7 @@
     call $threadify_free_block
   )
   (func $wasi_thread_start (type 3) (param i32 i32)
-    (local i32 i32 i32 i32)
+    (local i32 i32 i32)
     local.get 1
     i32.load
     local.set 2

@@ -43,7 +43,7 @@ def test_append_function_global_type_export_keeps_body_offsets() -> None:
     b.emit("local.get", tmp)
     with b.if_(I32):
         b.emit("i32.const", 1)
-        b.else_()
+    with b.else_():
         b.emit("i32.const", 1024).emit("i32.atomic.load", 2, 0, 0)
     gidx = m.add_global(Global(GlobalType(I32, True), bytes([0x41, 0x2A, 0x0B])))
     b.emit("global.get", gidx).emit("i32.add")

@@ -9,8 +9,19 @@ later thread copies. Segment indices do not change; ``memory.init`` needs a Data
 
 from __future__ import annotations
 
-from threadify.passes.threads import SegmentInit
+from dataclasses import dataclass
+
 from threadify.wasm import Module
+
+
+@dataclass(frozen=True)
+class SegmentInit:
+    """A data segment the first instance writes (it was active before the transform)."""
+
+    index: int
+    offset: bytes  #: the segment's constant offset expression, with its final ``end``
+    length: int
+    keep: bool  #: ``True`` for ``.tdata``: later threads copy it, so it is never dropped
 
 
 def passivate(module: Module, tdata: int | None) -> list[SegmentInit]:

@@ -103,6 +103,7 @@ class FunctionBuilder:
         self._locals: list[ValType] = []
         self.instrs: list[Instr] = []
         self._depth = 0
+        self._if_end = -1  #: position of the `end` of the if_() block closed last
 
     @property
     def func_type(self) -> FuncType:
@@ -141,13 +142,36 @@ class FunctionBuilder:
         return self._structured("block", bt)
 
     def loop(self, bt: BlockType = None) -> Any:
+        """``with b.loop(): ...`` -- a ``loop`` closed by ``end`` on exit."""
         return self._structured("loop", bt)
 
-    def if_(self, bt: BlockType = None) -> Any:
-        return self._structured("if", bt)
+    @contextmanager
+    def if_(self, bt: BlockType = None) -> Iterator[FunctionBuilder]:
+        """``with b.if_(): ...`` -- the then-branch; an ``else_()`` block may follow it."""
+        self.emit("if", bt)
+        yield self
+        self.emit("end")
+        self._if_end = len(self.instrs) - 1
 
-    def else_(self) -> FunctionBuilder:
-        return self.emit("else")
+    @contextmanager
+    def else_(self) -> Iterator[FunctionBuilder]:
+        """``with b.else_(): ...`` right after ``with b.if_(): ...`` -- the else-branch.
+
+        Each branch is its own indented block in the Python source, as in the WAT it emits.
+        """
+        if self._if_end != len(self.instrs) - 1:
+            raise ValueError("else_() must directly follow an if_() block")
+        self.instrs.pop()  # the if's `end` moves after the else-branch
+        self._if_end = -1
+        self._depth += 1
+        self.emit("else")
+        yield self
+        self.emit("end")
+
+    def i32_const(self, value: int) -> FunctionBuilder:
+        """``i32.const value``, with addresses >= 2**31 written as the signed value they encode."""
+        value &= 0xFFFF_FFFF
+        return self.emit("i32.const", value - (1 << 32) if value >= 1 << 31 else value)
 
     def finish(self) -> FunctionBody:
         """The body: locals grouped by consecutive type, instructions, and the final ``end``."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, cast
 
-from threadify.errors import UnsupportedModuleError, WasmDecodeError
+from threadify.errors import WasmDecodeError, WasmModuleError
 from threadify.wasm import sections as S
 from threadify.wasm.code import FunctionBody
 from threadify.wasm.instructions import Instr, skip_const_expr
@@ -786,14 +786,14 @@ class Module:
             if type_index < i + n:
                 return t
             i += n
-        raise UnsupportedModuleError(f"type index {type_index} is out of range ({i} types)")
+        raise WasmModuleError(f"type index {type_index} is out of range ({i} types)")
 
     def func_type(self, funcidx: int) -> FuncType:
         """Type of function ``funcidx`` (imported functions come first)."""
         type_index = self.func_type_index(funcidx)
         t = self.type_at(type_index)
         if not isinstance(t, FuncType):
-            raise UnsupportedModuleError(
+            raise WasmModuleError(
                 f"function {funcidx} has a GC/rec-group type (type {type_index})")
         return t
 
@@ -807,7 +807,7 @@ class Module:
                 n += 1
         local = funcidx - n
         if not 0 <= local < len(self.functions):
-            raise UnsupportedModuleError(f"function index {funcidx} is out of range")
+            raise WasmModuleError(f"function index {funcidx} is out of range")
         return self.functions[local]
 
     def global_type(self, globalidx: int) -> GlobalType:
@@ -819,7 +819,7 @@ class Module:
                 n += 1
         local = globalidx - n
         if not 0 <= local < len(self.globals):
-            raise UnsupportedModuleError(f"global index {globalidx} is out of range")
+            raise WasmModuleError(f"global index {globalidx} is out of range")
         return self.globals[local].type
 
     # -- adding -------------------------------------------------------------------------------
