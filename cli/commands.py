@@ -10,7 +10,7 @@ import json
 from typing import Annotated
 
 import typer
-from threadify_cli.transform_cmd import read_input, transform
+from threadify_cli.transform_cmd import option_flag, read_input, transform
 
 from threadify import __version__
 
@@ -97,8 +97,8 @@ def inspect_command(
 
     report = inspect(read_input(input))
     if json_out:
-        typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        typer.echo(json.dumps(report.as_dict(option_flag), indent=2, sort_keys=True))
     else:
-        typer.echo(report.text())
+        typer.echo(report.text(option_flag))
     if not report.accepted:
         raise typer.Exit(1)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from threadify.errors import ThreadifyError
+from threadify.errors import Suggestion, ThreadifyError
 from threadify.validation import BackgroundValidation
 
 #: Set by :func:`threadify_cli.main.main` when it read the input (and started validating it)
@@ -47,6 +47,24 @@ def fail(problem: str, fix: str | None = None) -> NoReturn:
         sys.stderr.write(f"threadify: hint: {fix}\n")
     sys.stderr.flush()
     raise SystemExit(1)
+
+
+def size_text(size: int) -> str:
+    """``size`` in the largest binary unit that divides it (``512MiB``, ``2GiB``)."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
+
+
+def option_flag(suggestion: Suggestion) -> str:
+    """An option suggested by a library hint, as typed on the command line."""
+    flag = "--" + suggestion.option.replace("_", "-")
+    if suggestion.value is None or suggestion.value is True:
+        return flag
+    if suggestion.value is False:
+        return "--no-" + flag[2:]
+    return f"{flag} {size_text(suggestion.value)}"
 
 
 def parse_size(text: str, what: str) -> int:
@@ -156,7 +174,7 @@ def transform(input: str, output: str, stack_size: str = "1MiB", max_memory: str
             result.check()
             verified = verify_output(result.output).as_dict()
     except ThreadifyError as error:
-        fail(error.problem, error.fix)
+        fail(error.problem, error.fix_for(option_flag))
     except RecursionError:
         fail("the module is nested too deeply to process")
     except MemoryError:
@@ -166,7 +184,7 @@ def transform(input: str, output: str, stack_size: str = "1MiB", max_memory: str
         try:
             result.check()
         except ThreadifyError as error:
-            fail(error.problem, error.fix)
+            fail(error.problem, error.fix_for(option_flag))
 
     chunks = result.chunks()
     write_output(output, chunks, before_commit=check)

@@ -122,6 +122,10 @@ def test_inspect(tmp_path: Path) -> None:
         "heuristic")
     text = threadify("inspect", str(NON_ATOMIC))
     assert text.returncode == 1 and b"class D" in text.stdout and b"atomics" in text.stdout
+    # the command line speaks in flags, the library in keywords
+    assert b"pass --allow-non-atomic" in text.stdout and b"allow_non_atomic" not in text.stdout
+    rejected = json.loads(threadify("inspect", str(NON_ATOMIC), "--json").stdout)
+    assert "pass --allow-non-atomic" in rejected["fix"]
 
 
 # -- failures: one line, exit 1, nothing written, input untouched ----------------------------
@@ -137,6 +141,7 @@ def test_rejected_input_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out.wasm"
     proc = threadify(str(src), "-o", str(out))
     assert_clean_failure(proc, "atomics", "--allow-non-atomic")
+    assert b"allow_non_atomic" not in proc.stderr
     assert not out.exists() and _digest(src) == before
     # in place: the input stays as it was
     proc = threadify(str(src), "-o", str(src))
@@ -204,7 +209,9 @@ def test_full_disk_on_stdout() -> None:
 @pytest.mark.parametrize("args,words", [
     (["--stack-size", "12"], ["multiple of 16"]),
     (["--stack-size", "lots"], ["not a size"]),
-    (["--max-memory", "100"], ["64 KiB"]),
+    (["--max-memory", "100"], ["64 KiB", "pass e.g. --max-memory 256MiB"]),
+    (["--stack-size", "1000"], ["pass e.g. --stack-size 1MiB"]),
+    (["--max-memory", "64KiB"], ["leaves no room", "to threadify", "--max-memory "]),
 ])
 def test_bad_option_values(tmp_path: Path, args: list[str], words: list[str]) -> None:
     out = tmp_path / "o.wasm"

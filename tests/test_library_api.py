@@ -16,6 +16,7 @@ import threadify
 from tests.tooling import FIXTURES
 
 CLASS_B = FIXTURES / "c/wasm/tls.nonshared.wasm"
+NON_ATOMIC = FIXTURES / "c/wasm/nonatomic.plain.wasm"
 
 
 def test_misspelt_keyword_is_a_type_error_at_the_call() -> None:
@@ -47,3 +48,83 @@ def test_bytearray_and_memoryview_are_accepted() -> None:
 def test_other_types_are_refused() -> None:
     with pytest.raises(TypeError, match="not list"):
         threadify.transform([0, 97, 115, 109])  # type: ignore[arg-type]
+
+
+# -- the report of inspect ------------------------------------------------------------------
+
+
+def test_verdict_is_an_enum_that_still_compares_as_text() -> None:
+    report = threadify.inspect(CLASS_B.read_bytes())
+    assert report.verdict is threadify.Verdict.B
+    assert report.verdict == "B" and f"{report.verdict}" == "B"
+    assert report.accepted
+    assert [v.accepted for v in threadify.Verdict] == [True, True, True, False]
+
+
+def test_report_fields_are_typed() -> None:
+    from threadify.inspection import MemoryReport, TlsReport
+    from threadify.linker import Found
+
+    report = threadify.inspect(CLASS_B.read_bytes())
+    assert isinstance(report.memory, MemoryReport) and not report.memory.shared
+    assert isinstance(report.tls, TlsReport) and report.tls.size > 0
+    assert report.symbols is not None and isinstance(report.symbols.stack_pointer, Found)
+    assert report.symbols.stack_pointer.how  # says how it was found
+    assert report.threadify is None
+    ready = threadify.inspect(threadify.transform(CLASS_B.read_bytes()))
+    assert ready.verdict is threadify.Verdict.C
+    assert ready.threadify is not None
+    assert ready.threadify.version == threadify.__version__ and ready.threadify.abi == 1
+    assert ready.threadify.record["stack_size"] == 1 << 20
+
+
+def test_rejection_report_carries_the_hint() -> None:
+    report = threadify.inspect(NON_ATOMIC.read_bytes())
+    assert report.verdict is threadify.Verdict.D and not report.accepted
+    assert report.hint is not None
+    assert report.hint.suggestions == (threadify.Suggestion("allow_non_atomic", True),)
+    assert "allow_non_atomic=True" in (report.fix or "")
+    assert report.as_dict()["fix"] == report.fix
+
+
+def test_malformed_input_is_class_d() -> None:
+    report = threadify.inspect(b"\0asm\x02\0\0\0")
+    assert report.verdict is threadify.Verdict.D and "byte 4" in report.reasons[0]
+
+
+# -- hints speak the caller's language ------------------------------------------------------
+
+
+def test_hint_names_the_keyword_for_library_callers() -> None:
+    with pytest.raises(threadify.ThreadifyError) as info:
+        threadify.transform(NON_ATOMIC.read_bytes())
+    text = str(info.value)
+    assert "allow_non_atomic=True" in text and "--allow-non-atomic" not in text
+    assert "<allow_non_atomic>" in (info.value.fix_for(lambda s: "<" + s.option + ">") or "")
+
+
+@pytest.mark.parametrize("kwargs,keyword", [
+    ({"stack_size": 1000}, "stack_size=1 * 1024 * 1024"),
+    ({"max_memory": 1000}, "max_memory=256 * 1024 * 1024"),
+])
+def test_option_value_hints_are_python(kwargs: dict[str, Any], keyword: str) -> None:
+    with pytest.raises(threadify.ThreadifyError) as info:
+        threadify.transform(CLASS_B.read_bytes(), **kwargs)
+    assert keyword in str(info.value) and "--" not in str(info.value)
+
+
+def test_the_suggested_value_works() -> None:
+    """A build tool can apply a hint's suggestion as it is."""
+    data = CLASS_B.read_bytes()
+    with pytest.raises(threadify.ThreadifyError) as info:
+        threadify.transform(data, max_memory=1 << 16)
+    # 64 KiB is below the initial memory: the error suggests a maximum that fits.
+    assert "leaves no room" in info.value.problem
+    (suggestion,) = info.value.suggestions
+    assert suggestion.option == "max_memory" and isinstance(suggestion.value, int)
+    assert threadify.inspect(threadify.transform(data, max_memory=suggestion.value)).accepted
+
+
+def test_plain_hints_keep_braces() -> None:
+    error = threadify.ThreadifyError("p", "use {x}")
+    assert str(error) == "p\nuse {x}" and error.suggestions == ()

@@ -186,7 +186,7 @@ def test_non_atomic_code_is_rejected_unless_allowed(program: Program) -> None:
     data = program.path.read_bytes()
     with pytest.raises(threadify.ThreadifyError) as info:
         threadify.transform(data)
-    assert "atomics" in info.value.problem and "--allow-non-atomic" in (info.value.fix or "")
+    assert "atomics" in info.value.problem and "allow_non_atomic=True" in (info.value.fix or "")
     out = threadify.transform(data, allow_non_atomic=True)
     assert_valid(out, THREADS_FEATURES)
 
@@ -262,10 +262,10 @@ def test_memory_hint_is_a_usable_size() -> None:
     text = "(module (memory 20 20) (global $sp (mut i32) (i32.const 65536)))"
     with pytest.raises(threadify.ThreadifyError) as info:
         threadify.transform(wat2wasm(text), allow_non_atomic=True)
-    hint = info.value.fix or ""
-    size = hint.split("--max-memory ")[1].split()[0]
-    out = threadify.transform(wat2wasm(text), allow_non_atomic=True,
-                              max_memory=int(size.removesuffix("MiB")) << 20)
+    (suggestion,) = info.value.suggestions
+    assert suggestion.option == "max_memory" and isinstance(suggestion.value, int)
+    assert f"max_memory={suggestion.value >> 20} * 1024 * 1024" in (info.value.fix or "")
+    out = threadify.transform(wat2wasm(text), allow_non_atomic=True, max_memory=suggestion.value)
     assert_valid(out, THREADS_FEATURES)
 
 

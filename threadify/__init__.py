@@ -16,16 +16,26 @@ lazily so that the command line starts fast.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from threadify.abi import DEFAULT_STACK_SIZE
-from threadify.errors import ThreadifyError, UnsupportedModuleError, WasmDecodeError
+from threadify.errors import (
+    Hint,
+    Suggestion,
+    ThreadifyError,
+    UnsupportedModuleError,
+    WasmDecodeError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Hint",
+    "Report",
+    "Suggestion",
     "ThreadifyError",
     "UnsupportedModuleError",
+    "Verdict",
     "WasmDecodeError",
     "__version__",
     "inspect",
@@ -33,7 +43,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from threadify.inspection import Report
+    from threadify.inspection import Report, Verdict
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the report types load the analysis code, which the command line's start-up
+    # does not need until it inspects a module.
+    if name in ("Report", "Verdict"):
+        from threadify import inspection
+
+        return getattr(inspection, name)
+    raise AttributeError(f"module 'threadify' has no attribute {name!r}")
 
 #: What :func:`transform` and :func:`inspect` accept: the module's bytes.
 ModuleBytes = bytes | bytearray | memoryview

@@ -16,11 +16,42 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from threadify import abi
-from threadify.errors import ThreadifyError, UnsupportedModuleError
+from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.linker import LinkerSymbols, find_symbols
 from threadify.wasm import I32, ExternKind, MemoryType, Module, TargetFeatures
+
+
+class Verdict(str, Enum):
+    """The input class (see the module docstring). A ``str`` enum: ``Verdict.A == "A"``."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def accepted(self) -> bool:
+        """Whether threadify gives an output (rewritten for A and B, copied for C)."""
+        return self is not Verdict.D
+
+    @property
+    def meaning(self) -> str:
+        """One line for people: what threadify does with such a module."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    Verdict.A: "shared-memory lld output: will be made thread-ready",
+    Verdict.B: "non-shared lld output: memory will be made shared, data written once",
+    Verdict.C: "already thread-ready: output = input",
+    Verdict.D: "rejected",
+}
 
 
 @dataclass
@@ -61,11 +92,15 @@ class Analysis:
     #: Length of the ``.tdata`` template segment (its bytes initialise every TLS block).
     tdata_len: int = 0
 
-    def reject(self, problem: str, fix: str | None = None) -> Analysis:
+    def reject(self, problem: str, fix: str | Hint | None = None) -> Analysis:
         self.verdict = "D"
         self.error = UnsupportedModuleError(problem, fix)
         self.reasons.append(problem)
         return self
+
+
+#: The option that accepts code compiled without atomics, as hints suggest it.
+ALLOW_NON_ATOMIC = Suggestion("allow_non_atomic", True)
 
 
 def find_memory(module: Module) -> tuple[MemoryInfo | None, str | None]:
@@ -125,14 +160,14 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     if result.atomics is False and not allow_non_atomic:
         return result.reject(
             "the code was not compiled with atomics (target_features lacks +atomics)",
-            "compile with -matomics -mbulk-memory (Rust: -C target-feature=+atomics,+bulk-memory)"
-            ", or pass --allow-non-atomic to accept it anyway")
+            Hint("compile with -matomics -mbulk-memory (Rust: -C target-feature=+atomics,"
+                 "+bulk-memory), or pass {} to accept it anyway", ALLOW_NON_ATOMIC))
     if result.atomics is None and not memory.type.shared and not allow_non_atomic:
         return result.reject(
             "cannot tell whether the code was compiled with atomics (no target_features section "
             "and the memory is not shared)",
-            "compile with -matomics -mbulk-memory and keep the target_features section, or pass "
-            "--allow-non-atomic")
+            Hint("compile with -matomics -mbulk-memory and keep the target_features section, or "
+                 "pass {}", ALLOW_NON_ATOMIC))
 
     # -- linker symbols -----------------------------------------------------------------------
     syms = find_symbols(module)
@@ -211,5 +246,5 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         result.reasons.append("non-shared memory (linked without --shared-memory): memory will "
                               "be made shared and data written once")
     if result.atomics is False:
-        result.reasons.append("accepted without atomics (--allow-non-atomic)")
+        result.reasons.append("code not compiled with atomics, accepted as asked")
     return result

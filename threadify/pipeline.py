@@ -14,7 +14,7 @@ from typing import Any
 
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
-from threadify.errors import ThreadifyError, UnsupportedModuleError
+from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.passes.memory import share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
@@ -53,7 +53,7 @@ class Options:
             raise ThreadifyError("stack size must be an integer number of bytes")
         if self.stack_size <= 0 or self.stack_size % 16:
             raise ThreadifyError(f"stack size {self.stack_size} is not a positive multiple of 16",
-                                 "pass e.g. --stack-size 1MiB")
+                                 Hint("pass e.g. {}", Suggestion("stack_size", 1 << 20)))
         if self.stack_size >= 1 << 31:
             raise ThreadifyError(f"stack size {self.stack_size} is too large for wasm32")
         if self.max_memory is not None:
@@ -62,7 +62,7 @@ class Options:
             if self.max_memory <= 0 or self.max_memory % abi.PAGE:
                 raise ThreadifyError(
                     f"maximum memory {self.max_memory} is not a positive multiple of 64 KiB",
-                    "pass e.g. --max-memory 256MiB")
+                    Hint("pass e.g. {}", Suggestion("max_memory", 256 << 20)))
             if self.max_memory > MAX_WASM32_BYTES:
                 raise ThreadifyError(f"maximum memory {self.max_memory} exceeds 4 GiB (wasm32)")
         if self.stack_check:
@@ -138,14 +138,6 @@ def run(data: bytes, options: Options | None = None,
     return _rewrite(module, analysis, options, data, validation)
 
 
-def _size_text(size: int) -> str:
-    """``size`` in the largest binary unit that divides it (``512MiB``, ``2GiB``)."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size % scale == 0:
-            return f"{size // scale}{unit}"
-    return str(size)
-
-
 def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
              validation: BackgroundValidation | None) -> Result:
     memory, syms = analysis.memory, analysis.symbols
@@ -161,11 +153,12 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
     if effective_max < needed:
         limit = MAX_WASM32_BYTES // abi.PAGE
         if needed > limit:
-            fix = "use a smaller --stack-size, or link with a smaller initial memory"
+            fix = Hint("use a smaller {}, or link with a smaller initial memory",
+                       Suggestion("stack_size"))
         else:
             suggest = min(abi.align_up(max(needed * 2, memory.type.min + 1024), 16), limit)
-            fix = (f"relink with a larger --max-memory, or pass e.g. --max-memory "
-                   f"{_size_text(suggest * abi.PAGE)} to threadify")
+            fix = Hint("relink with a larger maximum (wasm-ld --max-memory=N), or pass "
+                       "{} to threadify", Suggestion("max_memory", suggest * abi.PAGE))
         raise UnsupportedModuleError(
             f"the memory maximum ({effective_max} pages) leaves no room for a thread stack "
             f"(needs at least {needed} pages)", fix)

@@ -17,13 +17,16 @@ including every function body.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from threadify.errors import WasmDecodeError, WasmModuleError
 from threadify.wasm import sections as S
 from threadify.wasm.code import FunctionBody
 from threadify.wasm.instructions import Instr, skip_const_expr
 from threadify.wasm.reader import Reader
+
+if TYPE_CHECKING:  # for annotations; names.py is imported where it is used
+    from threadify.wasm.names import NameSection
 from threadify.wasm.types import (
     DataSegment,
     Export,
@@ -745,7 +748,7 @@ class Module:
             self._removed = True
         self._sections = kept
 
-    def names(self) -> Any:
+    def names(self) -> NameSection | None:
         """The decoded ``name`` section (:class:`~threadify.wasm.names.NameSection`) or None."""
         from threadify.wasm.names import NameSection
 
@@ -754,7 +757,7 @@ class Module:
                 return NameSection.decode(section.contents(), base=-1)
         return None
 
-    def set_names(self, ns: Any) -> None:
+    def set_names(self, ns: NameSection) -> None:
         """Store ``ns`` as the ``name`` section (as chunks: no joined copy of a large one)."""
         if not ns.changed() and self.get_custom("name") is not None:
             return
