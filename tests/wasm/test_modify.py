@@ -143,6 +143,7 @@ def test_reading_never_changes_output() -> None:
     m.custom_sections()
     _ = (m.start, m.data_count, m.type_count(), m.func_type(len(m.functions) - 1))
     ns = m.names()
+    assert ns is not None
     m.set_names(ns)  # unchanged names: same bytes
     m.set_custom("producers", m.get_custom("producers") or b"")
     assert m.encode() is data
@@ -196,6 +197,7 @@ def test_names_edit_and_new_subsection() -> None:
     wat = print_wat(out)
     assert "$first" in wat and "$sp" in wat and "(module $mod" in wat
     again = Module.decode(out).names()
+    assert again is not None
     assert again.functions == {0: "first"} and again.globals == {0: "sp"}
 
 
