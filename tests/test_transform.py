@@ -7,13 +7,15 @@ output is validated with ``wasm-tools`` and its structure compared with the inpu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import threadify
 from tests.programs import READY, REJECTED, TRANSFORMABLE, Program
-from tests.tooling import THREADS_FEATURES, assert_valid, wat2wasm
+from tests.tooling import THREADS_FEATURES, assert_valid, run_wasmtime, wat2wasm
+from threadify import host
 from threadify.wasm import ExternKind, MemoryType, Module, Producers
 
 IDS = [p.id for p in TRANSFORMABLE]
@@ -313,3 +315,91 @@ def test_validation_default_depends_on_size() -> None:
     threadify.transform(big)  # not validated: the corrupt body is copied as it is
     with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
         threadify.transform(big, validate=True)
+
+
+# -- the module's own start function runs once (docs/abi.md, "Initialised once") ---------------
+
+START_THREADS = 4
+RAN_ONCE = 41
+
+
+def _counting_start_program(memory: str, data: str) -> str:
+    """A program whose start function counts its runs at address 1024.
+
+    ``_start`` spawns four threads (each a new instance, so each runs the module's start-up),
+    waits until all four have run, and exits with ``RAN_ONCE`` (40 + the count) when the start
+    function ran once, in the first instance only (an exit code no host failure gives).
+    """
+    return f"""(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  {memory}
+  (global $__stack_pointer (mut i32) (i32.const 65536))
+  (table 1 funcref) (elem (i32.const 0) $thread)
+  {data}
+  (start $count_start)
+  (func $count_start (drop (i32.atomic.rmw.add (i32.const 1024) (i32.const 1))))
+  (func $thread (param i32)
+    (drop (i32.atomic.rmw.add (i32.const 1028) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 1028) (i32.const -1))))
+  (func (export "_start") (local $i i32) (local $done i32)
+    (loop $spawning  ;; the start argument at 1100 is {{func 0, arg 0}} for every thread
+      (if (i32.le_s (call $spawn (i32.const 1100)) (i32.const 0))
+        (then (call $exit (i32.const 100))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $spawning (i32.lt_u (local.get $i) (i32.const {START_THREADS}))))
+    (block $all (loop $waiting
+      (local.set $done (i32.atomic.load (i32.const 1028)))
+      (br_if $all (i32.ge_u (local.get $done) (i32.const {START_THREADS})))
+      (drop (memory.atomic.wait32 (i32.const 1028) (local.get $done) (i64.const -1)))
+      (br $waiting)))
+    (call $exit (i32.add (i32.const 40) (i32.load (i32.const 1024)))))
+  (@custom "target_features" "\\01+\\07atomics"))"""
+
+
+START_CASES = {
+    "class-A": ('(import "env" "memory" (memory 2 64 shared))', "", "A"),
+    "class-B-with-data": ("(memory 2)", '(data (i32.const 2048) "data")', "B"),
+    "class-B-without-data": ("(memory 2)", "", "B"),
+}
+
+
+@pytest.fixture(scope="module")
+def counting_start_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out_dir = tmp_path_factory.mktemp("start")
+    paths = {}
+    for case, (memory, data, klass) in START_CASES.items():
+        wasm = wat2wasm(_counting_start_program(memory, data))
+        assert threadify.inspect(wasm).verdict == klass
+        out = threadify.transform(wasm)
+        assert_valid(out, THREADS_FEATURES)
+        paths[case] = out_dir / f"{case}.wasm"
+        paths[case].write_bytes(out)
+    return paths
+
+
+@pytest.mark.parametrize("case", sorted(START_CASES))
+def test_own_start_function_runs_once_on_bundled_host(
+        case: str, counting_start_outputs: dict[str, Path]) -> None:
+    assert host.run(counting_start_outputs[case], timeout=60) == RAN_ONCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(START_CASES))
+def test_own_start_function_runs_once_on_wasmtime(
+        case: str, counting_start_outputs: dict[str, Path]) -> None:
+    proc = run_wasmtime("46.0.1", counting_start_outputs[case], timeout=60)
+    assert proc.returncode == RAN_ONCE, proc.stderr
+
+
+@pytest.mark.parametrize("variant", ["shared-import", "shared-import-tlsexports-stripped"])
+def test_lld_memory_initialiser_stays_in_every_instance(variant: str) -> None:
+    """lld's ``__wasm_init_memory`` (found by name, or by shape when stripped) keeps running in
+    every instance: each must ``data.drop`` its own segments."""
+    from tests.tooling import FIXTURES
+    from threadify.classify import analyse
+
+    module = Module.decode((FIXTURES / f"c/wasm/tls.{variant}.wasm").read_bytes())
+    analysis = analyse(module)
+    assert module.start is not None
+    assert analysis.start_every_instance == module.start and analysis.start_once is None

@@ -91,6 +91,10 @@ class Analysis:
     tls_align_how: str = "default"
     #: Length of the ``.tdata`` template segment (its bytes initialise every TLS block).
     tdata_len: int = 0
+    #: The module's own start function: part of the one-time start-up (first instance only).
+    start_once: int | None = None
+    #: lld's ``--shared-memory`` memory initialiser, which every instance runs (docs/abi.md).
+    start_every_instance: int | None = None
 
     def reject(self, problem: str, fix: str | Hint | None = None) -> Analysis:
         self.verdict = "D"
@@ -119,6 +123,25 @@ def find_memory(module: Module) -> tuple[MemoryInfo | None, str | None]:
 
 def _lowest_set_bit(value: int) -> int:
     return value & -value if value else 0
+
+
+def _sort_start(module: Module, syms: LinkerSymbols, result: Analysis) -> None:
+    """Decide where the module's start function runs.
+
+    lld's ``--shared-memory`` initialiser (``__wasm_init_memory``, by name or by shape) runs in
+    every instance: it has its own once-flag and each instance must ``data.drop`` its segments.
+    Any other start function — a module's own, or lld's flagless initialiser of a non-shared
+    memory — belongs to the one-time start-up and runs in the first instance only.
+    """
+    start = module.start
+    if start is None:
+        return
+    init = syms.init_memory
+    if init is not None and init.index == start and syms.init_memory_has_flag:
+        result.start_every_instance = start
+    else:
+        result.start_once = start
+        result.reasons.append("its start function runs once, in the first instance")
 
 
 def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
@@ -245,6 +268,7 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         result.verdict = "B"
         result.reasons.append("non-shared memory (linked without --shared-memory): memory will "
                               "be made shared and data written once")
+    _sort_start(module, syms, result)
     if result.atomics is False:
         result.reasons.append("code not compiled with atomics, accepted as asked")
     return result

@@ -46,6 +46,8 @@ class LinkerSymbols:
     heap_base: Found | None = None
     data_end: Found | None = None
     tdata: Found | None = None
+    #: ``init_memory`` has lld's ``--shared-memory`` shape: a once-flag of its own (``cmpxchg``).
+    init_memory_has_flag: bool = False
     #: Values read from constant initialisers (``None`` when unknown).
     stack_pointer_init: int | None = None
     tls_base_init: int | None = None
@@ -217,6 +219,7 @@ def find_symbols(module: Module) -> LinkerSymbols:
 
     tls_glob = tls_addr = tls_seg = None
     if init_instrs is not None:
+        syms.init_memory_has_flag = looks_like_init_memory(init_instrs)
         tls_glob, tls_addr, tls_seg = _tls_from_init_memory(init_instrs)
 
     # -- shape: __tls_base ----------------------------------------------------------------

@@ -193,8 +193,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         tdata_len=analysis.tdata_len,
         init_tls=syms.init_tls.index if syms.init_tls is not None else None,
         segments=tuple(writes),
-        start_once=module.start if writes else None,
-        start_every_instance=module.start if not writes else None,
+        start_once=analysis.start_once,
+        start_every_instance=analysis.start_every_instance,
     )
     injected = inject_runtime(module, plan)
     changes.append("injected wasi_thread_start, threadify_thread_destroy and the thread "
