@@ -36,21 +36,29 @@ class Program:
         return self.stdout is not None
 
 
-def load() -> list[Program]:
+#: The producers besides C (whose manifest is ``fixtures/manifest.json``): each has
+#: ``fixtures/<name>/manifest.json``, and a missing one is an error, not an empty list.
+PRODUCERS = ("rust", "zig", "cxx")
+
+
+def load(root: Path = FIXTURES) -> list[Program]:
+    """Every program of every producer under ``root`` (the fixtures folder)."""
     out: list[Program] = []
-    c = json.loads((FIXTURES / "manifest.json").read_text())
+    c = json.loads((root / "manifest.json").read_text())
     for entry in c["fixtures"]:
-        out.append(Program(FIXTURES / entry["file"], "c", entry["class"], entry.get("stdout"),
+        out.append(Program(root / entry["file"], "c", entry["class"], entry.get("stdout"),
                            int(entry.get("exit_code", 0)), tuple(entry.get("args", [])),
                            entry.get("variant", ""), int(entry.get("threads_at_once", 0) or 0),
                            entry))
-    for sub in ("rust", "zig", "cxx"):
-        path = FIXTURES / sub / "manifest.json"
-        if not path.exists():
-            continue
+    for sub in PRODUCERS:
+        path = root / sub / "manifest.json"
+        if not path.is_file():
+            # a lost manifest would silently drop a whole producer from the matrix
+            raise FileNotFoundError(f"{path} is missing: every producer in PRODUCERS needs its "
+                                    f"manifest (rebuild with fixtures/{sub}/build.sh)")
         data = json.loads(path.read_text())
         for entry in data["modules"]:
-            out.append(Program(FIXTURES / sub / entry["file"], sub, entry["class"],
+            out.append(Program(root / sub / entry["file"], sub, entry["class"],
                                entry.get("stdout"), int(entry.get("exit_code", 0)),
                                tuple(entry.get("args", [])), entry.get("note", ""),
                                int(entry.get("concurrent_threads", 0) or 0), entry))

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests import programs
 from tests.tooling import FIXTURES, assert_valid, run_wasmtime, wasm_tools, wat2wasm
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -136,6 +137,27 @@ def test_manifest_lists_every_committed_c_fixture() -> None:
     listed = {f["file"] for f in C_FIXTURES}
     assert on_disk == listed
     assert len(listed) == len(C_FIXTURES), "a fixture is listed twice"
+
+
+def test_every_producer_contributes_existing_programs() -> None:
+    """The matrix list holds programs of C and of every other producer, all on disk."""
+    by_toolchain: dict[str, int] = {}
+    for program in programs.PROGRAMS:
+        assert program.path.is_file(), program.id
+        by_toolchain[program.toolchain] = by_toolchain.get(program.toolchain, 0) + 1
+    assert set(by_toolchain) == {"c", *programs.PRODUCERS}
+
+
+@pytest.mark.parametrize("producer", programs.PRODUCERS)
+def test_missing_producer_manifest_is_an_error(producer: str, tmp_path: Path) -> None:
+    """A lost manifest must stop the suite, not silently drop the producer from the matrix."""
+    shutil.copy(FIXTURES / "manifest.json", tmp_path / "manifest.json")
+    for sub in programs.PRODUCERS:
+        if sub != producer:
+            (tmp_path / sub).mkdir()
+            shutil.copy(FIXTURES / sub / "manifest.json", tmp_path / sub / "manifest.json")
+    with pytest.raises(FileNotFoundError, match=f"{producer}/manifest.json is missing"):
+        programs.load(tmp_path)
 
 
 @pytest.mark.parametrize("entry", C_FIXTURES, ids=fixture_id)
