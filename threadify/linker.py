@@ -76,7 +76,23 @@ class LinkerSymbols:
 
 
 def const_i32(expr: bytes) -> int | None:
-    """The value of a constant expression that is exactly ``i32.const N; end``, else ``None``."""
+    """The value of a constant expression that is exactly ``i32.const N; end``, else ``None``.
+
+    lld's segment offsets and global initialisers are read here by the thousand (one per data
+    segment), so the usual shape — ``0x41``, a LEB of at most 4 bytes, ``0x0B`` — is read
+    inline; a 4-byte signed LEB cannot leave the i32 range, so nothing else needs checking.
+    """
+    size = len(expr)
+    if 3 <= size <= 6 and expr[0] == 0x41 and expr[-1] == 0x0B:
+        value = shift = 0
+        for pos in range(1, size - 1):
+            byte = expr[pos]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                if pos == size - 2:
+                    return value - (1 << shift) if byte & 0x40 else value
+                break
     try:
         instrs = decode_instructions(expr)
     except Exception:  # a malformed initialiser simply has no known value

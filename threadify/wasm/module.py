@@ -112,7 +112,8 @@ class _VectorSection(_Section):
         self._items: list[Any] | None = None
         self._tail: list[Any] = []  # appended while the original items were never decoded
         self._replaced = False  # the payload is not the input's any more
-        self._scan: list[tuple[int, int, bytes | None, int, int]] | None = None  # data only
+        self._scan: list[_Scanned] | None = None  # data only
+        self._summary: list[tuple[bool, bytes | None, int]] | None = None  # data only
         self._pending_count = 0
         self._snapshot: list[Any] = []
         self._entries: list[tuple[int, int, int] | None] = []
@@ -163,6 +164,7 @@ class _VectorSection(_Section):
         self._count_width = None
         self._replaced = True
         self._scan = None
+        self._summary = None
 
     def length(self) -> int:
         """Number of items, without decoding them when they were not read."""
@@ -380,22 +382,25 @@ def _split_code(payload: memoryview, pos: int, n: int, base: int
     return items, entries
 
 
-def _scan_data(section: _VectorSection) -> list[tuple[int, int, bytes | None, int, int]]:
-    """``(start, flags, offset expr, start of the length LEB, end)`` of every data segment, by
-    a pass over the section's bytes that builds no segment objects (cached until the payload
-    is replaced)."""
+#: One data segment as :func:`_scan_data` sees it: ``(start, flags, offset expression incl. its
+#: end or None, start of the length LEB, start of the bytes, end)``, offsets in the payload.
+_Scanned = tuple[int, int, bytes | None, int, int, int]
+
+
+def _scan_data(section: _VectorSection) -> list[_Scanned]:
+    """Every data segment's layout (see :data:`_Scanned`), by a pass over the section's bytes
+    that builds no segment objects (cached until the payload is replaced)."""
     assert section.payload is not None
     if section._scan is None:
         section._scan = _scan_data_uncached(section)
     return section._scan
 
 
-def _scan_data_uncached(section: _VectorSection) -> list[tuple[int, int, bytes | None, int,
-                                                                int]]:
+def _scan_data_uncached(section: _VectorSection) -> list[_Scanned]:
     assert section.payload is not None
     r = Reader(section.payload, base=section.payload_offset)
     n = r.count("a data section item count", S.VECTOR_CODECS[S.DATA][2])
-    out: list[tuple[int, int, bytes | None, int, int]] = []
+    out: list[_Scanned] = []
     data, end = r.data, r.end
     append = out.append
     for _ in range(n):
@@ -407,7 +412,6 @@ def _scan_data_uncached(section: _VectorSection) -> list[tuple[int, int, bytes |
             while pos < limit and data[pos] & 0x80:
                 pos += 1
             if pos + 1 < end and data[pos + 1] == 0x0B and not data[pos] & 0x80:
-                expr: bytes | None = bytes(data[start + 1:pos + 2])
                 len_start = pos + 2
                 length = shift = 0
                 pos = len_start
@@ -423,7 +427,7 @@ def _scan_data_uncached(section: _VectorSection) -> list[tuple[int, int, bytes |
                 if length > end - pos:
                     raise r.error(f"{length} bytes of data (only {end - pos} left)", pos)
                 r.pos = pos + length
-                append((start, 0, expr, len_start, r.pos))
+                append((start, 0, bytes(data[start + 1:len_start]), len_start, pos, r.pos))
                 continue
         flags = r.u32("data segment flags")
         expr = None
@@ -435,21 +439,13 @@ def _scan_data_uncached(section: _VectorSection) -> list[tuple[int, int, bytes |
             expr = skip_const_expr(r)
         len_start = r.pos
         length = r.count("a data segment length")
+        data_start = r.pos
         r.view(length, "data")
-        append((start, flags, expr, len_start, r.pos))
+        append((start, flags, expr, len_start, data_start, r.pos))
     if not r.at_end():
         raise r.error(f"the end of the data section ({r.remaining()} bytes left after its "
                       "last item)")
     return out
-
-
-def _leb_len(section: _VectorSection, pos: int) -> int:
-    """Width of the LEB128 starting at ``payload[pos]``."""
-    assert section.payload is not None
-    width = 1
-    while section.payload[pos + width - 1] & 0x80:
-        width += 1
-    return width
 
 
 def _fresh_code(body: FunctionBody) -> bytes:
@@ -860,10 +856,10 @@ class Module:
         if section._items is not None or section._tail or section.payload is None:
             return [(seg.passive, None if seg.offset is None else bytes(seg.offset),
                      len(seg.init)) for seg in section.items]
-        out: list[tuple[bool, bytes | None, int]] = []
-        for _start, flags, offset, len_start, end in _scan_data(section):
-            out.append((flags == 1, offset, end - len_start - _leb_len(section, len_start)))
-        return out
+        if section._summary is None:
+            section._summary = [(flags == 1, offset, end - data_start)
+                                for _s, flags, offset, _l, data_start, end in _scan_data(section)]
+        return list(section._summary)
 
     def data_segment_count(self) -> int:
         """Number of data segments (read from the section's count, nothing decoded)."""
@@ -888,18 +884,18 @@ class Module:
             return out
         payload = section.payload
         scanned = _scan_data(section)
-        if not any(flags != 1 for _s, flags, _o, _l, _e in scanned):
+        if all(item[1] == 1 for item in scanned):
             return []
         parts: list[bytes | memoryview] = [payload[:scanned[0][0]] if scanned else payload]
         result = []
-        for index, (start, flags, offset, len_start, end) in enumerate(scanned):
+        for index, (start, flags, offset, len_start, data_start, end) in enumerate(scanned):
             if flags == 1:
                 parts.append(payload[start:end])
             else:
                 assert offset is not None
                 parts.append(b"\x01")
                 parts.append(payload[len_start:end])
-                result.append((index, offset, end - len_start - _leb_len(section, len_start)))
+                result.append((index, offset, end - data_start))
         section.replace_payload(parts, len(scanned))
         return result
 

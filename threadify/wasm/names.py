@@ -19,7 +19,7 @@ the producer chose. Malformed contents of a decoded kind raise
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from threadify.errors import WasmDecodeError
 from threadify.wasm.reader import Reader
@@ -38,6 +38,63 @@ def _read_namemap(r: Reader) -> dict[int, str]:
         idx = r.u32("an index")
         out[idx] = r.name("a name")
     return out
+
+
+def _walk_namemap(data: bytes, wanted: bytes) -> int | None | object:
+    """The index named ``wanted`` (UTF-8) in the raw name map ``data``, or None; ``_UNSET`` when
+    the map is malformed before the match (the caller re-reads it to report where).
+
+    An inline walk over ``bytes``: a Reader call per field costs several times more, and the
+    function map of a large program is walked whenever lld's name is in it. Every name before
+    the match is checked to be UTF-8, as :meth:`Reader.name` would.
+    """
+    end = len(data)
+    pos = count = shift = 0
+    while True:  # the map's length
+        if pos >= end or pos >= 5:
+            return _UNSET
+        byte = data[pos]
+        pos += 1
+        count |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    if count >> 32 or count * 2 > end - pos:
+        return _UNSET
+    for _ in range(count):
+        start = pos
+        index = shift = 0
+        while True:
+            if pos >= end or pos - start >= 5:
+                return _UNSET
+            byte = data[pos]
+            pos += 1
+            index |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        start = pos
+        size = shift = 0
+        while True:
+            if pos >= end or pos - start >= 5:
+                return _UNSET
+            byte = data[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if index >> 32 or size >> 32 or size > end - pos:
+            return _UNSET
+        text = data[pos:pos + size]
+        pos += size
+        if text == wanted:
+            return index
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            return _UNSET
+    return None
 
 
 def _encode_namemap(m: dict[int, str]) -> bytes:
@@ -62,7 +119,7 @@ class NameSection:
         self._value: dict[int, Any] = {}  # decoded (or assigned) value per subsection id
         self._original: dict[int, Any] = {}  # snapshot taken when decoded from raw bytes
         self._appended: dict[int, dict[int, str]] = {}  # not yet merged into a raw map
-        self._search: bytes | None = None
+        self._search: dict[int, bytes] = {}  # flat copies of raw subsections, by position
         for sid, value in ((MODULE, module), (FUNCTIONS, functions), (LOCALS, locals),
                            (GLOBALS, globals), (DATA, data)):
             if value is not None:
@@ -159,12 +216,17 @@ class NameSection:
 
     # -- cheap queries and edits ---------------------------------------------------------------
 
+    def _flat(self, position: int) -> bytes:
+        """Subsection ``position``'s raw bytes as one ``bytes`` (searchable; copied once)."""
+        flat = self._search.get(position)
+        if flat is None:
+            flat = self._search[position] = bytes(self.subsections[position][1])
+        return flat
+
     def may_contain(self, text: str) -> bool:
         """``False`` when ``text`` is certainly not one of the names (no decoding needed)."""
         needle = text.encode()
-        if self._search is None:  # one flat copy of the raw names, searched by every query
-            self._search = b"\0".join(bytes(raw) for _sid, raw in self.subsections)
-        if needle in self._search:
+        if any(needle in self._flat(position) for position in range(len(self.subsections))):
             return True
         for value in (*self._value.values(), *self._appended.values()):
             if value == text or (isinstance(value, dict) and text in value.values()):
@@ -174,16 +236,28 @@ class NameSection:
     def find(self, sid: int, text: str) -> int | None:
         """The index named ``text`` in map subsection ``sid`` (1 functions, 7 globals, 9 data),
         or None. Reads the raw map only as far as the match (lld names ``.tdata`` and
-        ``__stack_pointer`` first) unless the map was already decoded."""
+        ``__stack_pointer`` first) unless the map was already decoded.
+
+        A name map of a large program holds ~100 000 names: the raw map is first searched for
+        the name as it is encoded there (length, then UTF-8), and walked only when it is there.
+        """
         if sid in self._value or sid in self._appended:
             for index, name_ in self._get(sid).items():
                 if name_ == text:
                     return int(index)
             return None
-        raw = self._raw(sid)
-        if raw is None or not self.may_contain(text):
+        position = next((i for i, (s, _raw) in enumerate(self.subsections) if s == sid), None)
+        if position is None:
             return None
-        r = Reader(raw, base=self._bases.get(sid, 0))
+        encoded = text.encode()
+        flat = self._flat(position)
+        if uleb(len(encoded)) + encoded not in flat:
+            return None
+        found = _walk_namemap(flat, encoded)
+        if found is not _UNSET:
+            return cast("int | None", found)
+        # malformed somewhere before the match: the Reader walk raises the precise error
+        r = Reader(self.subsections[position][1], base=self._bases.get(sid, 0))
         for _ in range(r.count("a name map length", 2)):
             idx = r.u32("an index")
             if r.name("a name") == text:
