@@ -188,6 +188,8 @@ def transform(input: str, output: str, stack_size: str = "1MiB", max_memory: str
 
     chunks = result.chunks()
     write_output(output, chunks, before_commit=check)
+    for message in result.warnings:
+        sys.stderr.write(f"threadify: warning: {message}\n")
     report = result.as_dict()
     report.update({"input": input, "output": output, "input_size": len(data),
                    "output_size": sum(len(c) for c in chunks), "verified": verified})

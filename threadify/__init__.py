@@ -16,6 +16,7 @@ lazily so that the command line starts fast.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from threadify.abi import DEFAULT_STACK_SIZE
@@ -101,6 +102,8 @@ def transform(data: ModuleBytes, *, stack_size: int = DEFAULT_STACK_SIZE,
                       stack_check=stack_check)
     result = run(payload, options)
     result.check()
+    for message in result.warnings:  # e.g. DWARF dropped by stack_check (docs/stack-check.md)
+        warnings.warn(message, stacklevel=2)
     return result.output
 
 

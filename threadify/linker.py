@@ -151,6 +151,11 @@ class _Finder:
         return None
 
 
+def find_global(module: Module, name: str) -> Found | None:
+    """A global by lld symbol name: from the ``name`` section, else from the exports."""
+    return _Finder(module).global_(name)
+
+
 def _defined_global_init(module: Module, index: int) -> int | None:
     first = module.num_imported(ExternKind.GLOBAL)
     if index < first or index - first >= len(module.globals):

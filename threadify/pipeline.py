@@ -15,6 +15,7 @@ from typing import Any
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
+from threadify.passes import stack_check
 from threadify.passes.memory import share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
@@ -65,9 +66,6 @@ class Options:
                     Hint("pass e.g. {}", Suggestion("max_memory", 256 << 20)))
             if self.max_memory > MAX_WASM32_BYTES:
                 raise ThreadifyError(f"maximum memory {self.max_memory} exceeds 4 GiB (wasm32)")
-        if self.stack_check:
-            # Refused rather than ignored until the stack-check pass is wired in here.
-            raise ThreadifyError("stack-limit checks are not implemented yet")
 
 
 @dataclass
@@ -82,6 +80,8 @@ class Result:
     changes: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     validation: BackgroundValidation | None = None
+    #: Things the user should know although the output is fine (e.g. DWARF dropped).
+    warnings: list[str] = field(default_factory=list)
     _output: bytes | None = None
 
     @property
@@ -109,7 +109,8 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         return {"class": self.verdict, "reasons": self.reasons, "changes": self.changes,
-                "unchanged": self.unchanged, "layout": self.record or None}
+                "unchanged": self.unchanged, "layout": self.record or None,
+                "warnings": self.warnings}
 
 
 def run(data: bytes, options: Options | None = None,
@@ -165,6 +166,14 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
     if control + abi.CONTROL_PAGES * abi.PAGE > MAX_WASM32_BYTES:
         raise UnsupportedModuleError("the initial memory leaves no room below 4 GiB")
 
+    stack: stack_check.StackRange | None = None
+    if options.stack_check:  # read the layout before segments are made passive
+        stack = stack_check.main_stack(module, syms)
+        if stack is None:
+            raise UnsupportedModuleError(
+                "--stack-check needs the stack pointer's initial value, and its initialiser "
+                "is not a constant", Hint("transform without {}", Suggestion("stack_check", False)))
+
     changes += share_memory(module, max_pages, abi.DEFAULT_MAX_MEMORY // abi.PAGE)
 
     tdata = syms.tdata.index if syms.tdata is not None else None
@@ -184,6 +193,11 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
     if ensure_table(module):
         changes.append("empty function table added")
 
+    limits: stack_check.LimitGlobals | None = None
+    if stack is not None:
+        program_functions = stack_check.defined_function_count(module)
+        limits = stack_check.add_limit_globals(module, stack)
+
     plan = RuntimePlan(
         control=control,
         layout=layout,
@@ -199,6 +213,22 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
     injected = inject_runtime(module, plan)
     changes.append("injected wasi_thread_start, threadify_thread_destroy and the thread "
                    "runtime")
+    warnings: list[str] = []
+    checked: dict[str, Any] | None = None
+    if stack is not None and limits is not None:
+        injected.globals[stack_check.STACK_LOW] = limits.low
+        injected.globals[stack_check.STACK_HIGH] = limits.high
+        done = stack_check.insert_checks(module, syms.stack_pointer.index, limits,
+                                         injected.functions["threadify_stack_overflow"],
+                                         program_functions)
+        changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
+                       f"{done.functions} function(s)")
+        if done.dropped:
+            warnings.append(f"--stack-check moved code, so the debug information no longer "
+                            f"matched it: dropped {', '.join(done.dropped)}")
+        checked = {"main_stack": [stack.low, stack.high], "main_stack_how": stack.how,
+                   "red_zone": stack_check.RED_ZONE, "checks": done.checks,
+                   "dropped": done.dropped}
 
     name_items(module, injected.functions, injected.globals)
     record_producer(module, __version__)
@@ -220,6 +250,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         "functions": injected.functions,
         "globals": injected.globals,
     }
+    if checked is not None:
+        record["stack_check"] = checked
     record_section(module, record)
     return Result(module, data, analysis.verdict, analysis.reasons, changes, record,
-                  validation)
+                  validation, warnings)

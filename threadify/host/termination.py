@@ -16,6 +16,7 @@ gives 130; a host-side failure gives 1.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from typing import Any, NoReturn
@@ -100,7 +101,9 @@ def describe_error(error_ptr: Any) -> str:
 
 
 def _one_line(message: str) -> str:
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    # wasmtime numbers the causes of an error ("1: wasm trap: ..."): drop the numbering
+    lines = [re.sub(r"^\d+:\s+(?=\D)", "", line.strip())
+             for line in message.splitlines() if line.strip()]
     for line in lines:
         if line.startswith("wasm trap:"):
             return line

@@ -1,0 +1,249 @@
+"""Stack-limit checks (``--stack-check``): every write of the stack pointer is compared with the
+running thread's stack limits, so an overflow traps at the frame that overflows
+(docs/stack-check.md).
+
+Two per-instance globals hold the running thread's stack: ``threadify_stack_low`` (its lowest
+byte) and ``threadify_stack_high`` (its top). Their initial values are the main
+thread's limits, so the first instance needs no code; ``wasi_thread_start`` sets them to the
+thread block's stack before it moves the stack pointer there (see
+:mod:`threadify.passes.threads`).
+
+After every ``global.set $__stack_pointer`` in the program's own functions this pass inserts::
+
+    global.get $__stack_pointer  global.get $threadify_stack_low  i32.const RED_ZONE  i32.add
+    i32.lt_u
+    global.get $__stack_pointer  global.get $threadify_stack_high  i32.gt_u
+    i32.or  if  call $threadify_stack_overflow  end
+
+so the trap happens in a function of that name, called from the frame that moved the stack
+pointer out of its stack — before the frame stores anything there, however large the frame (a
+frame larger than the stack pointer wraps around to a huge address: the upper limit catches
+it). The sequence needs no local and leaves the operand stack as it found it, so it is valid
+after any ``global.set``; the body's locals are untouched.
+
+Leaf functions: clang's wasm backend lets a leaf function whose frame is at most
+:data:`RED_ZONE` bytes use the memory below the stack pointer without moving it. The low limit
+check keeps that much room above the stack's lowest byte, so such a frame stays inside its
+stack as well.
+
+Only bodies that contain the bytes of a ``global.set`` of the stack pointer are decoded (the
+other bodies pass through as bytes); a candidate is decoded completely before it is changed,
+since those bytes also occur inside other instructions' immediates. Changed bodies move the code
+that follows them, so DWARF and source maps describing the code would be wrong: they are
+dropped, and the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from threadify import abi
+from threadify.linker import LinkerSymbols, const_i32, find_global
+from threadify.wasm import I32, ExternKind, FunctionBody, Global, GlobalType, Instr, Module
+from threadify.wasm.instructions import read_instruction
+from threadify.wasm.reader import Reader
+from threadify.wasm.writer import sleb, uleb
+
+#: Bytes below the stack pointer a leaf function may use without moving it (LLVM's wasm red
+#: zone); the low limit keeps them inside the stack.
+RED_ZONE = 128
+
+STACK_LOW = "threadify_stack_low"
+STACK_HIGH = "threadify_stack_high"
+
+GLOBAL_SET = 0x24
+
+
+@dataclass(frozen=True)
+class StackRange:
+    """A stack's address range ``[low, high)``; the stack grows down from ``high``."""
+
+    low: int
+    high: int
+    how: str  #: how the range was found, for ``inspect`` and the docs
+
+
+@dataclass(frozen=True)
+class LimitGlobals:
+    low: int
+    high: int
+
+
+@dataclass
+class CheckResult:
+    checks: int  #: ``global.set`` instructions now followed by a check
+    functions: int  #: bodies that changed
+    dropped: list[str]  #: custom sections removed because code offsets changed
+
+
+def main_stack(module: Module, syms: LinkerSymbols) -> StackRange | None:
+    """The main thread's stack, from lld's memory layout.
+
+    ``__stack_low`` / ``__stack_high`` (globals only when exported or named) give it directly.
+    Otherwise: the top is the stack pointer's initial value; lld places the stack either first
+    (at address 0, below all data: ``--stack-first``, lld 22's default for this output) or
+    right after the data (``--no-stack-first``, lld 19's layout), aligned to 16. Data is known
+    from ``__data_end`` when present, else from the data segments' addresses, the ``.bss``
+    ranges and the flag word that lld's memory initialiser writes.
+    """
+    sp_init = syms.stack_pointer_init
+    if sp_init is None or sp_init == 0:
+        return None  # not lld's layout: no constant top of stack
+    high = sp_init & 0xFFFF_FFFF
+    low_g, high_g = find_global(module, "__stack_low"), find_global(module, "__stack_high")
+    if low_g is not None and high_g is not None:
+        low_v = _global_init(module, low_g.index)
+        high_v = _global_init(module, high_g.index)
+        if low_v is not None and high_v is not None and low_v < high_v:
+            return StackRange(low_v, high_v, f"__stack_low/__stack_high ({low_g.how})")
+    ranges = _data_ranges(module, syms)
+    below = [end for start, end in ranges if start < high]
+    if not below:
+        return StackRange(0, high, "stack first (no data below the initial stack pointer)")
+    if syms.data_end_value is not None and 0 < syms.data_end_value <= high:
+        return StackRange(abi.align_up(syms.data_end_value, 16), high,
+                          "data first, stack from __data_end")
+    low = min(abi.align_up(max(below), 16), high)
+    return StackRange(low, high, "data first, stack from the end of the data below it")
+
+
+def _global_init(module: Module, index: int) -> int | None:
+    first = module.num_imported(ExternKind.GLOBAL)
+    if index < first or index - first >= len(module.globals):
+        return None
+    return const_i32(module.globals[index - first].init)
+
+
+def _data_ranges(module: Module, syms: LinkerSymbols) -> list[tuple[int, int]]:
+    """``(start, end)`` of the memory the module initialises: active segments at constant
+    offsets, and what lld's memory initialiser writes (``memory.init`` / ``memory.fill`` at
+    constant addresses, and its flag word)."""
+    out: list[tuple[int, int]] = []
+    for passive, offset, length in module.data_summary():
+        if not passive and offset is not None:
+            start = const_i32(offset)
+            if start is not None:
+                out.append((start & 0xFFFF_FFFF, (start & 0xFFFF_FFFF) + length))
+    if syms.init_memory is not None:
+        first = module.num_imported(ExternKind.FUNC)
+        local = syms.init_memory.index - first
+        if 0 <= local < len(module.code):
+            out += _written_ranges(module.code[local].instructions())
+    if syms.tls_base_init:
+        out.append((syms.tls_base_init, syms.tls_base_init + max(syms.tls_size_value or 0, 1)))
+    return out
+
+
+def _written_ranges(instrs: list[Instr]) -> list[tuple[int, int]]:
+    """Constant-address ``memory.init``/``memory.fill`` and atomic flag accesses."""
+    out = []
+    for pos, ins in enumerate(instrs):
+        if ins.op in ("memory.init", "memory.fill") and pos >= 3:
+            dest, _src, length = instrs[pos - 3:pos]
+            if dest.op == length.op == "i32.const":
+                start = int(dest.imm[0]) & 0xFFFF_FFFF
+                out.append((start, start + (int(length.imm[0]) & 0xFFFF_FFFF)))
+        elif ins.op.startswith("i32.atomic.") and pos >= 3:
+            for back in instrs[max(0, pos - 3):pos]:
+                if back.op == "i32.const" and int(back.imm[0]) > 0:
+                    start = int(back.imm[0]) & 0xFFFF_FFFF
+                    out.append((start, start + 4))
+                    break
+    return out
+
+
+def add_limit_globals(module: Module, stack: StackRange) -> LimitGlobals:
+    """The two per-instance limit globals, initialised to the main thread's limits."""
+    def const(value: int) -> bytes:
+        return b"\x41" + sleb(value - (1 << 32) if value >= 1 << 31 else value) + b"\x0b"
+
+    low = module.add_global(Global(GlobalType(I32, True), const(stack.low)))
+    high = module.add_global(Global(GlobalType(I32, True), const(stack.high)))
+    return LimitGlobals(low, high)
+
+
+def check_sequence(stack_pointer: int, limits: LimitGlobals, overflow: int) -> bytes:
+    """The instructions inserted after every ``global.set`` of the stack pointer."""
+    sp = b"\x23" + uleb(stack_pointer)
+    return b"".join([
+        sp, b"\x23", uleb(limits.low), b"\x41", sleb(RED_ZONE), b"\x6a",  # i32.const; i32.add
+        b"\x49",  # i32.lt_u
+        sp, b"\x23", uleb(limits.high), b"\x4b",  # i32.gt_u
+        b"\x72",  # i32.or
+        b"\x04\x40", b"\x10", uleb(overflow), b"\x0b",  # if call $overflow end
+    ])
+
+
+def _encodings(index: int) -> list[bytes]:
+    """Every LEB128 encoding of ``index`` a ``global.set`` may carry (lld pads relocated
+    indices to 5 bytes), each after the opcode."""
+    out = []
+    minimal = len(uleb(index))
+    for width in range(minimal, 6):
+        out.append(bytes((GLOBAL_SET,)) + uleb(index, width))
+    return out
+
+
+def sp_write_ends(body: FunctionBody, stack_pointer: int) -> list[int]:
+    """Offsets in ``body.raw`` right after each ``global.set $stack_pointer`` (decodes the
+    whole body: raises :class:`~threadify.errors.WasmDecodeError` if it is malformed)."""
+    raw = body.raw
+    r = Reader(raw, base=body.base)
+    r.pos = body.expression_offset()
+    out = []
+    depth = 0
+    while True:
+        ins = read_instruction(r)
+        op = ins.op
+        if op == "global.set":
+            if ins.imm[0] == stack_pointer:
+                out.append(r.pos)
+        elif op in ("block", "loop", "if", "try", "try_table"):
+            depth += 1
+        elif op == "end" or op == "delegate":
+            if depth == 0:
+                break
+            depth -= 1
+    if not r.at_end():
+        raise r.error("the end of the function body after its final `end`")
+    return out
+
+
+def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, overflow: int,
+                  count: int) -> CheckResult:
+    """Insert the check after every stack-pointer write in the first ``count`` function
+    bodies (the program's own; threadify's injected functions come after them)."""
+    sequence = check_sequence(stack_pointer, limits, overflow)
+    needles = _encodings(stack_pointer)
+    code = module.code
+    checks = functions = 0
+    for i in range(count):
+        body = code[i]
+        raw = body.raw
+        if not any(n in raw for n in needles):
+            continue
+        ends = sp_write_ends(body, stack_pointer)
+        if not ends:
+            continue
+        parts = []
+        last = 0
+        for end in ends:
+            parts.append(raw[last:end])
+            parts.append(sequence)
+            last = end
+        parts.append(raw[last:])
+        code[i] = FunctionBody(b"".join(parts))
+        checks += len(ends)
+        functions += 1
+    dropped: list[str] = []
+    if functions:
+        dropped = sorted({name for name, _ in module.custom_sections()
+                          if name.startswith(".debug_") or name == "sourceMappingURL"})
+        for name in dropped:
+            module.remove_custom(name)
+    return CheckResult(checks, functions, dropped)
+
+
+def defined_function_count(module: Module) -> int:
+    """Number of function bodies (the program's own, before threadify adds any)."""
+    return len(module.code)
