@@ -25,7 +25,7 @@ from tests.tooling import FIXTURES, assert_valid, print_wat, run_wasmtime
 from threadify.linker import find_symbols
 from threadify.passes import stack_check
 from threadify.pipeline import Options, run
-from threadify.wasm import ExternKind, FunctionBody, Module
+from threadify.wasm import ExternKind, FunctionBody, Module, NameSection
 
 STACK = FIXTURES / "stack"
 LAYOUTS = ("shared-stackfirst", "shared-datafirst", "nonshared-stackfirst", "nonshared-datafirst")
@@ -62,12 +62,23 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def _function_index(module: Module, name: str) -> int:
+def _names(module: Module) -> NameSection:
     names = module.names()
     assert names is not None
-    index = names.find(1, name)
+    return names
+
+
+def _function_index(module: Module, name: str) -> int:
+    index = _names(module).find(1, name)
     assert index is not None, name
-    return int(index)
+    return index
+
+
+def _limits(module: Module) -> stack_check.LimitGlobals:
+    names = _names(module)
+    low, high = names.find(7, stack_check.STACK_LOW), names.find(7, stack_check.STACK_HIGH)
+    assert low is not None and high is not None
+    return stack_check.LimitGlobals(low, high)
 
 
 # -- the host names the trapping function ----------------------------------------------------
@@ -209,11 +220,7 @@ def test_every_stack_pointer_write_of_the_program_is_checked(layout: str) -> Non
     syms = find_symbols(Module.decode(_fixture(layout)))
     assert syms.stack_pointer is not None
     sp = syms.stack_pointer.index
-    names = module.names()
-    low, high = (names.find(7, stack_check.STACK_LOW), names.find(7, stack_check.STACK_HIGH))
-    assert low is not None and high is not None
-    sequence = stack_check.check_sequence(sp, stack_check.LimitGlobals(low, high),
-                                          _function_index(module, OVERFLOW))
+    sequence = stack_check.check_sequence(sp, _limits(module), _function_index(module, OVERFLOW))
     original = _sp_writes(Module.decode(_fixture(layout)), sp)
     assert original, "the fixture writes its stack pointer"
     first = module.num_imported(ExternKind.FUNC)
@@ -224,7 +231,7 @@ def test_every_stack_pointer_write_of_the_program_is_checked(layout: str) -> Non
             for end in ends:
                 assert raw[end:end + len(sequence)] == sequence, (index, end)
         else:  # threadify's own functions set the stack pointer unchecked
-            assert index == names.find(1, "wasi_thread_start")
+            assert index == _function_index(module, "wasi_thread_start")
 
 
 def test_without_the_flag_nothing_is_added() -> None:
@@ -232,8 +239,7 @@ def test_without_the_flag_nothing_is_added() -> None:
     plain = threadify.transform(data)
     assert threadify.transform(data, stack_check=False) == plain
     module = Module.decode(plain)
-    names = module.names()
-    assert names.find(7, stack_check.STACK_LOW) is None
+    assert _names(module).find(7, stack_check.STACK_LOW) is None
     assert b"stack_check\":{" not in (module.get_custom("threadify") or b"")
 
 
@@ -244,11 +250,8 @@ def test_sabotage_one_missing_check_lets_the_overflow_through(tmp_path: Path) ->
     module = Module.decode(output)
     sp = find_symbols(Module.decode(_fixture("shared-stackfirst"))).stack_pointer
     assert sp is not None
-    names = module.names()
-    sequence = stack_check.check_sequence(
-        sp.index, stack_check.LimitGlobals(names.find(7, stack_check.STACK_LOW),
-                                           names.find(7, stack_check.STACK_HIGH)),
-        _function_index(module, OVERFLOW))
+    sequence = stack_check.check_sequence(sp.index, _limits(module),
+                                          _function_index(module, OVERFLOW))
     target = _function_index(module, "recurse") - module.num_imported(ExternKind.FUNC)
     raw = module.code[target].raw
     assert sequence in raw

@@ -172,7 +172,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         if stack is None:
             raise UnsupportedModuleError(
                 "--stack-check needs the stack pointer's initial value, and its initialiser "
-                "is not a constant", Hint("transform without {}", Suggestion("stack_check", False)))
+                "is not a constant",
+                Hint("transform without {}", Suggestion("stack_check", False)))
 
     changes += share_memory(module, max_pages, abi.DEFAULT_MAX_MEMORY // abi.PAGE)
 
