@@ -68,6 +68,34 @@ def test_split_parent_refuses_escaping_parents(mode: str, root: int) -> None:
         sandbox.split_parent(root, "../outside/x")
     with pytest.raises(sandbox.Escape):
         sandbox.split_parent(root, "link_dir/x")
-    parent, name = sandbox.split_parent(root, "sub/new/")
+    parent, name = sandbox.split_parent(root, "sub/new")
     os.close(parent)
     assert name == "new"
+
+
+@pytest.mark.parametrize(("path", "strip", "parent_is", "name"), [
+    ("sub/new", False, "sub", "new"),
+    ("sub/deeper/", False, "sub/deeper", "."),   # a trailing slash names the directory itself
+    ("sub/deeper/.", False, "sub/deeper", "."),
+    ("sub/deeper//", True, "sub", "deeper"),     # unless slashes are stripped first (mkdir)
+    ("sub/..", False, ".", "."),                 # a trailing ".." is that directory
+    (".", False, ".", "."),
+    ("in.txt", False, ".", "in.txt"),
+])
+def test_split_parent_follows_the_trailing_slash_rule(mode: str, root: int, path: str,
+                                                      strip: bool, parent_is: str,
+                                                      name: str) -> None:
+    parent, last = sandbox.split_parent(root, path, strip_slashes=strip)
+    try:
+        expected = os.stat(parent_is, dir_fd=root)
+        assert (os.fstat(parent).st_ino, last) == (expected.st_ino, name)
+    finally:
+        os.close(parent)
+
+
+def test_split_parent_of_a_file_path_with_a_slash_is_not_a_directory(mode: str,
+                                                                      root: int) -> None:
+    with pytest.raises(NotADirectoryError):
+        sandbox.split_parent(root, "in.txt/")
+    with pytest.raises(FileNotFoundError):
+        sandbox.split_parent(root, "")

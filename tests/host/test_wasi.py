@@ -102,7 +102,9 @@ def test_args_and_environment_are_only_what_was_granted(tmp_path: Path) -> None:
     (i32.store (i32.const 68) (i32.load (i32.const 1028)))
     (i32.store (i32.const 72) (i32.const 3072))
     (i32.store (i32.const 76) (i32.load (i32.const 1036)))
-    (drop (call $fd_write (i32.const 1) (i32.const 64) (i32.const 2) (i32.const 80))))""",
+    ;; one call per buffer: like wasmtime, the host writes only the first non-empty iovec
+    (drop (call $fd_write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 80)))
+    (drop (call $fd_write (i32.const 1) (i32.const 72) (i32.const 1) (i32.const 80))))""",
         wasi=("args_sizes_get", "args_get", "environ_sizes_get", "environ_get")))
     env = dict(os.environ, SECRET_HOST_VAR="leak")
     proc = subprocess.run([*RUN, "--env", "K=V", str(prog), "--env", "A=b=c", "--", "x",
@@ -113,7 +115,8 @@ def test_args_and_environment_are_only_what_was_granted(tmp_path: Path) -> None:
 
 # -- the sandbox ---------------------------------------------------------------------------
 
-NOTCAPABLE, PERM, SUCCESS = 76, 63, 0
+# Escapes are refused with PERM, as wasmtime refuses them (docs/wasi.md).
+ESCAPE, PERM, SUCCESS = 63, 63, 0
 
 
 def _path_op(op: str, a: str, b: str = "") -> str:
@@ -175,21 +178,21 @@ def _run_op(tree: Path, op: str, a: str, b: str = "") -> int:
     ("open", "in.txt", "", SUCCESS),
     ("open", "sub/../in.txt", "", SUCCESS),
     ("open", "sub/up_link", "", SUCCESS),  # a symlink that stays inside is fine
-    ("open", "../outside/secret.txt", "", NOTCAPABLE),
-    ("open", "sub/../../outside/secret.txt", "", NOTCAPABLE),
-    ("open", "/etc/passwd", "", NOTCAPABLE),
-    ("open", "link_dir/secret.txt", "", NOTCAPABLE),
-    ("open", "link_file", "", NOTCAPABLE),
-    ("open", "abs_link", "", NOTCAPABLE),
-    ("create", "../outside/new.txt", "", NOTCAPABLE),
-    ("mkdir", "../outside/newdir", "", NOTCAPABLE),
-    ("mkdir", "link_dir/newdir", "", NOTCAPABLE),
-    ("unlink", "../outside/secret.txt", "", NOTCAPABLE),
-    ("unlink", "link_dir/secret.txt", "", NOTCAPABLE),
-    ("rename", "in.txt", "../outside/moved.txt", NOTCAPABLE),
-    ("rename", "../outside/secret.txt", "stolen.txt", NOTCAPABLE),
-    ("rename", "in.txt", "link_dir/moved.txt", NOTCAPABLE),
-    ("rename_across", "in.txt", "../outside/moved.txt", NOTCAPABLE),
+    ("open", "../outside/secret.txt", "", ESCAPE),
+    ("open", "sub/../../outside/secret.txt", "", ESCAPE),
+    ("open", "/etc/passwd", "", ESCAPE),
+    ("open", "link_dir/secret.txt", "", ESCAPE),
+    ("open", "link_file", "", ESCAPE),
+    ("open", "abs_link", "", ESCAPE),
+    ("create", "../outside/new.txt", "", ESCAPE),
+    ("mkdir", "../outside/newdir", "", ESCAPE),
+    ("mkdir", "link_dir/newdir", "", ESCAPE),
+    ("unlink", "../outside/secret.txt", "", ESCAPE),
+    ("unlink", "link_dir/secret.txt", "", ESCAPE),
+    ("rename", "in.txt", "../outside/moved.txt", ESCAPE),
+    ("rename", "../outside/secret.txt", "stolen.txt", ESCAPE),
+    ("rename", "in.txt", "link_dir/moved.txt", ESCAPE),
+    ("rename_across", "in.txt", "../outside/moved.txt", ESCAPE),
     ("symlink", "/etc/passwd", "evil", PERM),
 ], ids=lambda v: str(v))
 def test_no_escape_from_a_preopen(tree: Path, op: str, a: str, b: str, expected: int) -> None:
@@ -201,7 +204,7 @@ def test_no_escape_from_a_preopen(tree: Path, op: str, a: str, b: str, expected:
 
 def test_symlink_to_outside_can_be_made_but_not_followed(tree: Path) -> None:
     assert _run_op(tree, "symlink", "../outside/secret.txt", "sneaky") == SUCCESS
-    assert _run_op(tree, "open", "sneaky") == NOTCAPABLE
+    assert _run_op(tree, "open", "sneaky") == ESCAPE
 
 
 def test_rename_between_two_granted_preopens_stays_inside_them(tree: Path) -> None:

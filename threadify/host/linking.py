@@ -18,7 +18,10 @@ from typing import Any
 
 from wasmtime import _ffi as ffi
 
-from threadify.host.wasi import M32, NO_RESULT, SIGNATURES, Wasi, errno_of
+from threadify.host import termination
+from threadify.host.memory import GuestFault
+from threadify.host.wasi import M32, PREVIEW1, GuestTrap, Wasi, errno_of
+from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES, implementation
 
 Handler = Callable[[Any], int]
 
@@ -73,16 +76,22 @@ def define(linker: Any, module: str, name: str, params: str, results: str,
         raise WasmtimeError._from_ptr(error)
 
 
-def wasi_handler(wasi: Wasi, name: str) -> Handler:
-    """Adapt ``Wasi.<name>`` to the raw calling convention."""
-    impl = getattr(wasi, name)
-    spec = [(i, kind == "I") for i, kind in enumerate(SIGNATURES[name])]
+def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1) -> Handler:
+    """Adapt WASI function ``module``.``name`` to the raw calling convention.
+
+    A :class:`~threadify.host.wasi.GuestTrap` (bad pointer, argument outside its type) ends the
+    run with exit code 1, as the wasmtime CLI ends it for the same calls.
+    """
+    impl = implementation(wasi, module, name)
+    spec = [(i, kind == "I") for i, kind in enumerate(WASI_MODULES[module][name])]
     has_result = name not in NO_RESULT
 
     def handler(args: Any) -> int:
         values = [args[i].i64 if wide else args[i].i32 & M32 for i, wide in spec]
         try:
             result = impl(*values)
+        except (GuestTrap, GuestFault) as exc:
+            termination.end_run(termination.EXIT_HOST_ERROR, f"{module}.{name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - translated, never re-raised into wasm
             code = errno_of(exc)
             if code is None:
@@ -95,7 +104,8 @@ def wasi_handler(wasi: Wasi, name: str) -> Handler:
     return handler
 
 
-def define_wasi(linker: Any, wasi: Wasi, names: list[str]) -> None:
-    for name in names:
-        define(linker, "wasi_snapshot_preview1", name, SIGNATURES[name],
-               "" if name in NO_RESULT else "i", wasi_handler(wasi, name))
+def define_wasi(linker: Any, wasi: Wasi, imports: list[tuple[str, str]]) -> None:
+    """Define each imported WASI function once (a module may import one name twice)."""
+    for module, name in dict.fromkeys(imports):
+        define(linker, module, name, WASI_MODULES[module][name],
+               "" if name in NO_RESULT else "i", wasi_handler(wasi, name, module))

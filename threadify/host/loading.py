@@ -123,7 +123,7 @@ class ProgramShape:
     memory_module: str
     memory_name: str
     memory_type: Any
-    wasi_imports: list[str]
+    wasi_imports: list[tuple[str, str]]  # (module, name) of each imported WASI function
     imports_thread_spawn: bool
     thread_start_ok: bool
 
@@ -138,24 +138,25 @@ def _sig(ty: Any) -> tuple[str, str]:
 def describe(module: Any, name: str) -> ProgramShape:
     from wasmtime import FuncType, MemoryType
 
-    from threadify.host.wasi import NO_RESULT, SIGNATURES
+    from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES
 
     memories: list[tuple[str, str, Any]] = []
-    wasi_imports: list[str] = []
+    wasi_imports: list[tuple[str, str]] = []
     spawn = False
     for imp in module.imports:
         where = f"{imp.module}.{imp.name}"
         ty = imp.type
         if isinstance(ty, MemoryType):
             memories.append((imp.module, imp.name or "", ty))
-        elif isinstance(ty, FuncType) and imp.module == WASI_MODULE:
-            want = SIGNATURES.get(imp.name or "")
+        elif isinstance(ty, FuncType) and imp.module in WASI_MODULES:
+            want = WASI_MODULES[imp.module].get(imp.name or "")
             if want is None:
                 raise ThreadifyError(f"{name}: imports unknown WASI function {where}",
-                                     "this host implements wasi_snapshot_preview1 only")
+                                     "this host implements wasi_snapshot_preview1 and "
+                                     "wasi_unstable")
             if _sig(ty) != (want, "" if imp.name in NO_RESULT else "i"):
                 raise ThreadifyError(f"{name}: import {where} has the wrong type")
-            wasi_imports.append(imp.name or "")
+            wasi_imports.append((imp.module, imp.name or ""))
         elif isinstance(ty, FuncType) and (imp.module, imp.name) == ("wasi", "thread-spawn"):
             if _sig(ty) != ("i", "i"):
                 raise ThreadifyError(f"{name}: import wasi.thread-spawn has the wrong type",
@@ -163,8 +164,8 @@ def describe(module: Any, name: str) -> ProgramShape:
             spawn = True
         else:
             raise ThreadifyError(f"{name}: unknown import {where}",
-                                 "the host provides wasi_snapshot_preview1, wasi.thread-spawn "
-                                 "and one shared memory")
+                                 "the host provides wasi_snapshot_preview1, wasi_unstable, "
+                                 "wasi.thread-spawn and one shared memory")
     exports = {exp.name: exp.type for exp in module.exports}
     if not memories:
         if any(isinstance(t, MemoryType) for t in exports.values()):

@@ -123,6 +123,8 @@ def _walk_open(dirfd: int, path: str, flags: int, mode: int) -> int:
 def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0o666) -> int:
     """``openat(dirfd, path, flags)`` that cannot resolve to anything outside ``dirfd``."""
     global _have_openat2
+    if "\0" in path:
+        raise OSError(errno.EINVAL, "NUL byte in path", path)
     flags |= os.O_CLOEXEC
     if _have_openat2 is not False:
         try:
@@ -134,18 +136,63 @@ def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0o666) -> int:
     return _walk_open(dirfd, path, flags, mode)
 
 
-def split_parent(dirfd: int, path: str) -> tuple[int, str]:
+def split_parent(dirfd: int, path: str, *, strip_slashes: bool = False) -> tuple[int, str]:
     """Open the parent of ``path`` beneath ``dirfd``; returns ``(parent_fd, final_name)``.
 
-    The caller closes ``parent_fd``. The final name is never ``.``/``..``/empty, so an ``*at``
-    call on it stays inside the parent.
+    The split follows the rule wasmtime's sandboxing library applies, so trailing slashes mean
+    what they mean there: a path ending in ``/`` or ``/.`` names the directory itself (the
+    parent is the whole path and the final name is ``.``), as does a path ending in ``..``
+    (``a/..`` opens ``a/..`` and acts on ``.``). ``strip_slashes`` first drops trailing slashes
+    (what mkdir and rmdir do). The final name never contains a slash, so an ``*at`` call on it
+    stays inside the parent. The caller closes ``parent_fd``.
     """
     if path.startswith("/"):
         raise Escape(path)
-    trimmed = path.rstrip("/")
-    head, _, name = trimmed.rpartition("/")
-    if name in ("", ".", ".."):
-        raise OSError(errno.EINVAL if name != "" else errno.ENOENT, "invalid final component",
-                      path)
-    parent = open_beneath(dirfd, head or ".", os.O_PATH | os.O_DIRECTORY)
+    if strip_slashes:
+        path = path.rstrip("/") or path
+    if path == "":
+        raise OSError(errno.ENOENT, "empty path", path)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if path.endswith(("/", "/.")) or not parts or parts[-1] == "..":
+        head, name = (path if parts else "."), "."
+    else:
+        head, name = "/".join(parts[:-1]) or ".", parts[-1]
+    parent = open_beneath(dirfd, head, os.O_PATH | os.O_DIRECTORY)
     return parent, name
+
+
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+AT_SYMLINK_NOFOLLOW = 0x100
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _timespec(value: int | None) -> _Timespec:
+    """``None`` keeps the time, ``-1`` means now, anything else is nanoseconds."""
+    if value is None:
+        return _Timespec(0, UTIME_OMIT)
+    if value < 0:
+        return _Timespec(0, UTIME_NOW)
+    return _Timespec(value // 1_000_000_000, value % 1_000_000_000)
+
+
+def set_times(dirfd: int, name: str | None, atime: int | None, mtime: int | None,
+              follow: bool = True) -> None:
+    """``utimensat``: ``name=None`` acts on ``dirfd`` itself (``futimens``).
+
+    Python's ``os.utime`` cannot leave one of the two times unchanged, which WASI's ``fstflags``
+    ask for, so the call goes to libc directly.
+    """
+    times = (_Timespec * 2)(_timespec(atime), _timespec(mtime))
+    if name is None:
+        result = _libc.futimens(ctypes.c_int(dirfd), times)
+    else:
+        flags = 0 if follow else AT_SYMLINK_NOFOLLOW
+        result = _libc.utimensat(ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(name)), times,
+                                 ctypes.c_int(flags))
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), name)
