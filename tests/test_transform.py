@@ -14,9 +14,9 @@ import pytest
 
 import threadify
 from tests.programs import READY, REJECTED, TRANSFORMABLE, Program
-from tests.tooling import THREADS_FEATURES, assert_valid, run_wasmtime, wat2wasm
+from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid, run_wasmtime, wat2wasm
 from threadify import host
-from threadify.wasm import ExternKind, MemoryType, Module, Producers
+from threadify.wasm import Export, ExternKind, MemoryType, Module, Producers
 
 IDS = [p.id for p in TRANSFORMABLE]
 
@@ -396,10 +396,54 @@ def test_own_start_function_runs_once_on_wasmtime(
 def test_lld_memory_initialiser_stays_in_every_instance(variant: str) -> None:
     """lld's ``__wasm_init_memory`` (found by name, or by shape when stripped) keeps running in
     every instance: each must ``data.drop`` its own segments."""
-    from tests.tooling import FIXTURES
     from threadify.classify import analyse
 
     module = Module.decode((FIXTURES / f"c/wasm/tls.{variant}.wasm").read_bytes())
     analysis = analyse(module)
     assert module.start is not None
     assert analysis.start_every_instance == module.start and analysis.start_once is None
+
+
+# -- other threads transforms and other toolchains are named (docs/inputs.md, class D) ----------
+
+FOREIGN = {  # fixtures/foreign/: real builds, see its README.md
+    "go/hello.wasm": "Go 1.27.3",
+    "assemblyscript/hello.wasm": "AssemblyScript",
+    "assemblyscript/hello.shared.wasm": "AssemblyScript",
+    "emscripten/hello.standalone.wasm": "Emscripten",
+    "emscripten/hello.pthread.wasm": "Emscripten",
+}
+
+
+@pytest.mark.parametrize("path", sorted(FOREIGN))
+def test_other_toolchains_are_named_and_no_option_is_suggested(path: str) -> None:
+    """The message names the toolchain, and suggests no threadify option: none would help
+    (``allow_non_atomic`` only leads to a second rejection, or to a broken output)."""
+    data = (FIXTURES / "foreign" / path).read_bytes()
+    for allow_non_atomic in (False, True):
+        with pytest.raises(threadify.ThreadifyError) as info:
+            threadify.transform(data, allow_non_atomic=allow_non_atomic)
+        assert f"built by {FOREIGN[path]}, not wasm-ld" in info.value.problem
+        assert info.value.suggestions == ()
+        assert "--" not in (info.value.fix or "")
+    assert threadify.inspect(data).verdict == "D"
+
+
+def _bindgen_like(edit: str) -> bytes:
+    """A real wasm-ld class-A module given one trait of wasm-bindgen's threads output (its CLI
+    cannot be built here): an export it adds, or the section its macros leave."""
+    module = Module.decode((FIXTURES / "c/wasm/tls.shared-import.wasm").read_bytes())
+    if edit == "section":
+        module.set_custom("__wasm_bindgen_unstable", b"\x00")
+    else:
+        module.add_export(Export(edit, ExternKind.FUNC, module.num_imported(ExternKind.FUNC)))
+    return module.encode()
+
+
+@pytest.mark.parametrize("edit", ["__wbindgen_thread_destroy", "__stack_alloc", "section"])
+def test_wasm_bindgen_output_is_rejected_naming_it(edit: str) -> None:
+    data = _bindgen_like(edit)
+    with pytest.raises(threadify.ThreadifyError) as info:
+        threadify.transform(data)
+    assert "wasm-bindgen" in info.value.problem and info.value.suggestions == ()
+    assert threadify.inspect(data).verdict == "D"

@@ -21,6 +21,7 @@ from enum import Enum
 from threadify import abi
 from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.linker import LinkerSymbols, find_symbols
+from threadify.toolchains import ADVICE, foreign_producer, wasm_bindgen_evidence
 from threadify.wasm import I32, ExternKind, MemoryType, Module, TargetFeatures
 
 
@@ -161,6 +162,20 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         result.reasons.append("already thread-ready: it exports wasi_thread_start "
                               "(wasi-libc or Zig thread support)")
         return result
+
+    # -- other threads transforms and toolchains (docs/inputs.md) --------------------------
+    bindgen = wasm_bindgen_evidence(module)
+    if bindgen is not None:
+        return result.reject(
+            f"the module is wasm-bindgen's ({bindgen}): it is made thread-ready by "
+            "wasm-bindgen's own threads transform, for its JavaScript glue",
+            "use wasm-bindgen's thread support for it; threadify rewrites modules wasm-ld "
+            "wrote for WASI-threads hosts")
+    producer = foreign_producer(module)
+    if producer is not None:
+        return result.reject(
+            f"the module was built by {producer.describe()}, not wasm-ld ({producer.evidence})",
+            ADVICE[producer.name])
 
     # -- memory -----------------------------------------------------------------------------
     memory, problem = find_memory(module)
