@@ -1,8 +1,16 @@
-"""Golden tests: the injected functions, printed as WAT, equal a reviewed expected file.
+"""Golden tests: transform outputs, printed as WAT, equal reviewed expected files.
 
-The expected files in ``tests/golden/`` are reviewed by a person. They are regenerated only on
-request: ``THREADIFY_REGEN_GOLDEN=1 python -m pytest tests/test_golden.py`` rewrites them (then
-review the diff); a normal run never writes them.
+Two kinds, both in ``tests/golden/``:
+
+* whole modules — ``<case>/input.wat`` and, beside it, ``<case>/expected.wat``: the complete
+  output module as ``wasm-tools print`` shows it (threadify's version written as ``VERSION``),
+  so a reader sees exactly what the transform does to a module. Inputs are real wasm-ld output
+  of ``src/*.c`` (``build.sh`` rebuilds them), except ``own-start``, written by hand;
+* the injected functions alone (``<case>.wat``), for larger real inputs.
+
+The expected files are reviewed by a person. They are regenerated only on request:
+``THREADIFY_REGEN_GOLDEN=1 python -m pytest tests/test_golden.py`` rewrites them (then review
+the diff); a normal run never writes them.
 """
 
 from __future__ import annotations
@@ -48,6 +56,26 @@ def injected_wat(output: bytes) -> str:
             # Function and type indices differ per input; keep names, drop ";N;" comments.
             keep.append(re.sub(r" \(;\d+;\)", "", block.rstrip()))
     return "\n".join(keep) + "\n"
+
+
+#: Whole-module cases: the input classes, with and without TLS and names, and start functions
+#: (lld's memory initialiser in class A, a module's own in ``own-start``).
+WHOLE_MODULE_CASES = ["class-a-tls", "class-a-tls-stripped", "class-b-no-tls", "class-b-tls",
+                      "class-b-tls-stripped", "own-start"]
+
+
+@pytest.mark.parametrize("case", WHOLE_MODULE_CASES)
+def test_whole_module_matches_golden(case: str) -> None:
+    directory = GOLDEN / case
+    output = threadify.transform(wat2wasm((directory / "input.wat").read_text()))
+    actual = print_wat(output).replace(threadify.__version__, "VERSION")
+    path = directory / "expected.wat"
+    if REGEN:
+        path.write_text(actual)
+    assert path.exists(), f"missing {path}: run with THREADIFY_REGEN_GOLDEN=1 and review it"
+    assert actual == path.read_text(), (
+        f"output changed for {case}; if intended, regenerate with THREADIFY_REGEN_GOLDEN=1 and "
+        "review the diff")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
