@@ -1,5 +1,5 @@
-"""SPEC §3.2: memory is initialised once, by whichever instance starts first, and an instance
-that starts while that is still going on waits for it.
+"""Memory is initialised once, by whichever instance starts first, and an instance that starts
+while that is still going on waits for it (docs/abi.md, "Initialised once").
 
 Several instances of a transformed module are instantiated at the same moment (a barrier
 releases them together), with no earlier instance: the start functions race. Each instance,

@@ -1,4 +1,5 @@
-"""The compiler × host matrix (issue 5): every producer's output runs correctly on every host.
+"""The compiler × host matrix: every producer's output runs correctly on every host
+(docs/matrix.md).
 
 Producers: clang-22 freestanding C in every link variant (shared with and without the TLS
 exports, defined or imported memory, non-shared, data-first, name section stripped), rustc

@@ -1,4 +1,4 @@
-"""threadify output on the Node.js WASI-threads host (issue 5: a further independent engine).
+"""threadify output on the Node.js WASI-threads host (docs/hosts.md: a further independent engine).
 
 The host (``scripts/node-host/host.mjs``) shares no code with wasmtime or threadify's own host:
 V8 compiles the code, Node's ``node:wasi`` serves WASI preview1, each thread is a Worker. A

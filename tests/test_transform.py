@@ -1,4 +1,5 @@
-"""The transform's promises (SPEC §2–§3) on real compiler output: what changes and what does not.
+"""The transform's promises on real compiler output: what changes and what does not
+(docs/inputs.md, docs/abi.md).
 
 Runtime behaviour (the programs' own checks on real hosts) is in ``test_matrix.py``; here every
 output is validated with ``wasm-tools`` and its structure compared with the input.

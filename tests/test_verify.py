@@ -1,4 +1,5 @@
-"""``--verify`` (SPEC §5): passes on real outputs, and catches real defects in injected code.
+"""``--verify``: passes on real outputs, and catches real defects in injected code
+(docs/how-it-works.md, "Prove it").
 
 The sabotage tests take a correct output, break one thing in the injected functions at the
 instruction level (with the binary layer), and check that ``verify`` fails naming that property.

@@ -1,4 +1,4 @@
-"""Constants of threadify's output ABI v1 (SPEC §3), shared by the passes and by ``--verify``.
+"""Constants of threadify's output ABI v1 (docs/abi.md), shared by the passes and by ``--verify``.
 
 Everything threadify adds to a module lives at addresses derived from these numbers, so the
 verifier (and a debugger) can find it again from the module alone:

@@ -1,4 +1,4 @@
-"""Deciding what kind of input a module is (SPEC §2): classes A, B, C and D.
+"""Deciding what kind of input a module is (docs/inputs.md): classes A, B, C and D.
 
 * **A** — lld ``--shared-memory`` output: one shared memory, passive segments, lld's
   ``__wasm_init_memory`` start function.

@@ -1,4 +1,4 @@
-"""The transform: decode, classify, run the passes, encode (SPEC §2–§3).
+"""The transform: decode, classify, run the passes, encode (docs/inputs.md, docs/abi.md).
 
 :func:`run` gives the output (behind :func:`threadify.transform`, the library entry point)
 plus a report of what changed (for ``--json`` and ``--verify``). Class C inputs come back

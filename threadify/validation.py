@@ -1,4 +1,4 @@
-"""Validating modules with wasmtime's validator (the ``D: invalid`` row of SPEC §2).
+"""Validating modules with wasmtime's validator (class D in docs/inputs.md).
 
 threadify passes function bodies through as bytes, so it cannot notice a corrupt body itself —
 and it must not decode 45 MB of code in Python to find out. wasmtime's validator (native code,

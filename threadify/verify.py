@@ -1,4 +1,5 @@
-"""``--verify``: prove an output works by running its injected thread start-up (SPEC §5).
+"""``--verify``: prove an output works by running its injected thread start-up
+(docs/how-it-works.md, "Prove it").
 
 The check does not depend on the program spawning threads itself, so it works for any accepted
 module (a library with no ``_start`` too). It runs on the bundled host's engine set-up

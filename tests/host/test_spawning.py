@@ -1,4 +1,4 @@
-"""thread-spawn: TIDs, limits, failures reported as negative results, stress (issue 6)."""
+"""thread-spawn: TIDs, limits, failures reported as negative results, stress (docs/host.md)."""
 
 from __future__ import annotations
 

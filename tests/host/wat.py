@@ -1,4 +1,4 @@
-"""WAT programs for the host tests, in the shape threadify's output has (SPEC section 3).
+"""WAT programs for the host tests, in the shape threadify's output has (docs/abi.md).
 
 Each program imports ``env.memory`` (shared), ``wasi.thread-spawn`` and the WASI functions it
 uses, and exports ``memory``, ``_start`` and ``wasi_thread_start``. Memory map used by all:

@@ -1,4 +1,4 @@
-"""The bundled WASI-threads host (SPEC section 4), built on wasmtime-py.
+"""The bundled WASI-threads host (docs/host.md), built on wasmtime-py.
 
 ``run(module, ...)`` executes a WASI preview1 command module that imports one shared memory and
 ``wasi.thread-spawn`` and returns its exit code, leaving the calling process as it was: the run

@@ -1,4 +1,4 @@
-"""Memory pass: exactly one shared, imported memory, also exported as ``memory`` (SPEC §3.1).
+"""Memory pass: exactly one shared, imported memory, also exported as ``memory`` (docs/abi.md).
 
 WASI-threads hosts instantiate the module once per thread with the *same* memory, which they
 can only do if the module imports it; WASI itself needs it exported as ``memory``. A defined
