@@ -1,21 +1,28 @@
 """The command line as a user meets it: files, pipes, reports, and failures that leave no trace.
 
 Every failure must be one line (plus an optional hint), exit code 1, no output file, the input
-untouched, and never a traceback.
+untouched, and never a traceback. The parser is tested in-process on the source package ``cli``
+(installed as ``threadify_cli``) against the option tables it is driven by; everything else runs
+the real command in a subprocess.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cli.options import INSPECT, RUN, TRANSFORM, Command, Spec, TransformArgs, spec_of
+from cli.parsing import UsageError, help_text, option_flag, parse
 from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid
+from threadify import Suggestion, __version__
 
 CLASS_B = FIXTURES / "c/wasm/tls.nonshared.wasm"
 CLASS_C = FIXTURES / "zig/std_thread.wasm"
@@ -98,16 +105,6 @@ def test_verify_flag(tmp_path: Path) -> None:
     proc = threadify(str(CLASS_B), "-o", str(tmp_path / "o.wasm"), "--verify", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["verified"]["runtime_checked"] is True
-
-
-def test_version_and_help() -> None:
-    proc = threadify("--version")
-    assert proc.returncode == 0 and proc.stdout.decode().startswith("threadify ")
-    text = threadify("--help").stdout.decode()
-    for word in ("--output", "--stack-size", "--max-memory", "--verify", "inspect", "run",
-                 "Examples"):
-        assert word in text
-    assert "--json" in threadify("inspect", "--help").stdout.decode()
 
 
 def test_inspect(tmp_path: Path) -> None:
@@ -224,7 +221,7 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     """A write that fails half-way (ENOSPC) removes the temporary file and reports one line."""
     import errno
 
-    from threadify_cli import transform_cmd as cli_main  # type: ignore[import-not-found]
+    from cli import files as cli_main
 
     real_fdopen = os.fdopen
 
@@ -242,7 +239,7 @@ def test_full_disk_on_file_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
             self.inner.write(data[:10])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(cli_main.os, "fdopen", lambda fd, mode: FullFile(fd))
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullFile(fd))
     target = tmp_path / "out.wasm"
     with pytest.raises(SystemExit) as info:
         cli_main.write_output(str(target), b"\0asm" + bytes(100))
@@ -269,46 +266,169 @@ def test_invalid_body_rejected_and_nothing_written(tmp_path: Path) -> None:
     assert proc.returncode == 1 and proc.stdout == b""
 
 
-@pytest.mark.parametrize("args", [
-    ["IN", "-o", "OUT"],
-    ["-o", "OUT", "IN", "--json", "-q"],
-    ["IN", "--output=OUT", "--stack-size=64KiB", "--max-memory", "16MiB", "--no-validate"],
-    ["IN", "-oOUT", "--allow-non-atomic", "--verify"],
-    ["-o", "OUT", "--", "IN"],
-    ["IN", "-o", "A", "-o", "OUT", "--no-verify", "--validate"],
-    ["IN", "-o", "OUT", "--stack-check"],
+# -- the one parser, driven by the option tables ----------------------------------------------
+
+SAMPLES: dict[str, tuple[str, object]] = {
+    "size": ("64KiB", 64 * 1024), "count": ("7", 7), "text": ("X.wasm", "X.wasm"),
+}
+COMMANDS: list[Command[Any]] = [TRANSFORM, INSPECT, RUN]
+
+
+def _minimal(command: Command[Any]) -> list[str]:
+    """The shortest valid command line of ``command`` (its required parts)."""
+    return {"threadify": ["IN", "-o", "OUT"]}.get(command.prog, ["IN"])
+
+
+def _spellings(command: Command[Any]) -> list[tuple[str, list[str], object]]:
+    """Every way the table says each option may be written, with the value it must give."""
+    cases: list[tuple[str, list[str], object]] = []
+    for field in dataclasses.fields(command.args):
+        spec: Spec = field.metadata["cli"]
+        for flag in spec.flags:
+            if spec.kind == "flag":
+                cases.append((field.name, [flag], True))
+                continue
+            text, value = SAMPLES.get(spec.kind, SAMPLES["text"])
+            expect = [text, text] if spec.kind == "list" else value
+            if flag.startswith("--"):
+                cases.append((field.name, [f"{flag}={text}", flag, text], expect))
+            else:
+                cases.append((field.name, [flag + text, flag, text], expect))
+            cases.append((field.name, [flag, text, flag, text], expect))
+        if spec.negatable:
+            cases.append((field.name, [spec.long, "--no-" + spec.long[2:]], False))
+    return cases
+
+
+CASES: list[tuple[Command[Any], str, list[str], object]] = [
+    (command, *case) for command in COMMANDS for case in _spellings(command)]
+
+
+@pytest.mark.parametrize("command,name,args,expect", CASES,
+                         ids=[f"{c.prog}:{' '.join(a)}" for c, _, a, _ in CASES])
+def test_every_spelling_in_the_table_parses(command: Command[Any], name: str, args: list[str],
+                                           expect: object) -> None:
+    """Each option, written each way its table entry allows, before and after the
+    arguments, sets its field and nothing else."""
+    defaults = dataclasses.asdict(parse(command, _minimal(command)))
+    for argv in (_minimal(command) + args, args + _minimal(command)):
+        parsed = dataclasses.asdict(parse(command, argv))
+        if name == "output":
+            assert parsed[name] in (expect, "OUT")  # the last -o wins
+            continue
+        assert parsed == defaults | {name: expect}
+
+
+def test_arguments_options_and_double_dash() -> None:
+    args = parse(TRANSFORM, ["-o", "OUT", "--", "-odd-name.wasm"])
+    assert (args.input, args.output) == ("-odd-name.wasm", "OUT")
+    assert parse(TRANSFORM, ["-", "-o", "-"]).input == "-"
+    run = parse(RUN, ["--dir", "a", "x.wasm", "--env=K=V", "--dir=b::/c", "one", "--", "-v",
+                      "--dir"])
+    assert (run.module, run.dirs, run.env) == ("x.wasm", ["a", "b::/c"], ["K=V"])
+    assert run.args == ["one", "-v", "--dir"]  # the program's own, after -- or the module
+
+
+@pytest.mark.parametrize("command,argv,words", [
+    (TRANSFORM, ["IN", "-o", "OUT", "--stak-size", "1"], ["no such option: --stak-size",
+                                                          "did you mean --stack-size?"]),
+    (TRANSFORM, ["IN"], ["--output is missing", "usage: threadify INPUT -o OUTPUT"]),
+    (TRANSFORM, ["-o", "OUT"], ["no INPUT given"]),
+    (TRANSFORM, ["A", "B", "-o", "OUT"], ["unexpected argument 'B'"]),
+    (TRANSFORM, ["IN", "-o"], ["-o needs a value", "-o OUTPUT"]),
+    (TRANSFORM, ["IN", "-o", "O", "--quiet=yes"], ["--quiet takes no value"]),
+    (TRANSFORM, ["IN", "-o", "O", "--stack-size", "big"], ["not a size", "--stack-size 1MiB"]),
+    (INSPECT, ["IN", "--version"], ["no such option: --version"]),
+    (RUN, [], ["no MODULE given"]),
+    (RUN, ["x.wasm", "--max-threads", "-1"], ["--max-threads '-1' is not a whole number"]),
+    (RUN, ["x.wasm", "-v"], ["no such option: -v"]),
 ])
-def test_fast_parser_agrees_with_typer(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The typer-free parser used for speed reads every command line as typer does."""
-    from threadify_cli import commands, transform_cmd
-
-    seen: list[dict[str, object]] = []
-
-    def record(*values: object, **kw: object) -> None:
-        names = ["input", "output", "stack_size", "max_memory", "allow_non_atomic",
-                 "validate", "verify", "quiet", "json_report", "stack_check"]
-        seen.append(dict(zip(names, values, strict=False)) | kw)
-
-    monkeypatch.setattr(commands, "transform", record)
-    commands.transform_app(args=args, prog_name="threadify", standalone_mode=False)
-    fast = transform_cmd.fast_parse(args)
-    assert fast is not None
-    defaults = {"stack_size": "1MiB", "max_memory": None, "allow_non_atomic": False,
-                "validate": None, "verify": False, "quiet": False, "json_report": False,
-                "stack_check": False}
-    assert defaults | fast == seen[0]
-
-
-@pytest.mark.parametrize("args", [["--help"], ["IN"], ["IN", "-o"], ["IN", "--colour"],
-                                  ["A", "B", "-o", "X"], ["--version"]])
-def test_fast_parser_leaves_the_rest_to_typer(args: list[str]) -> None:
-    from threadify_cli import transform_cmd
-
-    assert transform_cmd.fast_parse(args) is None
+def test_usage_errors_name_the_problem_and_the_fix(command: Command[Any], argv: list[str],
+                                                  words: list[str]) -> None:
+    with pytest.raises(UsageError) as info:
+        parse(command, argv)
+    text = f"{info.value.problem}\n{info.value.fix}"
+    for word in words:
+        assert word in text
 
 
 def test_typo_in_option_is_a_clean_error(tmp_path: Path) -> None:
     proc = threadify(str(CLASS_B), "-o", str(tmp_path / "o.wasm"), "--stak-size", "1MiB")
-    assert proc.returncode == 2 and b"Traceback" not in proc.stderr
-    assert b"No such option" in proc.stderr
+    assert_clean_failure(proc, "no such option: --stak-size", "did you mean --stack-size?")
     assert not (tmp_path / "o.wasm").exists()
+    run = subprocess.run([sys.executable, "-m", "threadify", "run", "--dir", "", "x.wasm"],
+                         capture_output=True, timeout=120)
+    assert run.returncode == 1 and run.stderr.decode().splitlines() == [
+        "threadify run: error: --dir '': empty host directory",
+        "threadify run: hint: write --dir HOST[::GUEST]"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.prog for c in COMMANDS])
+def test_help_is_made_from_the_table(command: Command[Any]) -> None:
+    """``--help`` shows every flag and argument of the table, the defaults, and examples."""
+    text = help_text(command)
+    assert text.startswith(f"Usage: {command.usage}\n")
+    for field in dataclasses.fields(command.args):
+        spec: Spec = field.metadata["cli"]
+        for flag in spec.flags or (spec.metavar,):
+            assert (flag if not spec.negatable else "--[no-]" + flag[2:]) in text
+    assert "Examples:\n" in text and all(example in text for example in command.examples)
+    assert all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_help_and_version_on_the_command_line() -> None:
+    proc = threadify("--version")
+    assert proc.returncode == 0 and proc.stdout.decode() == f"threadify {__version__}\n"
+    for argv, command in ((["--help"], TRANSFORM), (["inspect", "-h"], INSPECT),
+                          (["run", "--help"], RUN), (["IN", "-o", "X", "--help"], TRANSFORM)):
+        proc = threadify(*argv)
+        assert proc.returncode == 0 and proc.stderr == b""
+        assert proc.stdout.decode() == help_text(command)  # 100 columns when not a terminal
+    assert "Default: 1MiB." in help_text(TRANSFORM)
+    assert "Default: 128." in help_text(RUN)
+
+
+def test_library_options_are_command_line_options() -> None:
+    """Every option of the library has a flag with the same name and default; a new library
+    option without one fails here (and in the transform command)."""
+    from threadify.pipeline import Options
+
+    for field in dataclasses.fields(Options):
+        spec = spec_of(TransformArgs, field.name)
+        cli_default = next(f.default for f in dataclasses.fields(TransformArgs)
+                           if f.name == field.name)
+        assert spec.long == "--" + field.name.replace("_", "-")
+        assert cli_default == field.default, field.name
+
+
+@pytest.mark.parametrize("suggestion,text", [
+    (Suggestion("allow_non_atomic", True), "--allow-non-atomic"),
+    (Suggestion("validate", False), "--no-validate"),
+    (Suggestion("stack_size"), "--stack-size"),
+    (Suggestion("max_memory", 512 << 20), "--max-memory 512MiB"),
+    (Suggestion("stack_size", 96 * 1024), "--stack-size 96KiB"),
+])
+def test_hints_are_rendered_as_flags(suggestion: Suggestion, text: str) -> None:
+    assert option_flag(suggestion) == text
+
+
+def test_usual_command_lines_import_only_what_they_need(tmp_path: Path) -> None:
+    """The start-up budget: no command-line framework; the transform does not load the host,
+    and ``run`` (parsed, then the host's program runner) does not load the transform."""
+    show = "print(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    out = tmp_path / "o.wasm"
+    transform = subprocess.run(
+        [sys.executable, "-c", f"import sys\nfrom threadify_cli.main import main\n"
+         f"main(sys.argv[1:])\n{show}", str(CLASS_B), "-o", str(out), "-q"],
+        capture_output=True, timeout=120, text=True)
+    loaded = set(transform.stderr.split())
+    assert "threadify.pipeline" in loaded and out.exists(), transform.stderr
+    assert not loaded & {"typer", "click", "argparse", "threadify.host.program"}
+    run = subprocess.run(
+        [sys.executable, "-c", f"import sys\nfrom threadify_cli import options, parsing\n"
+         f"import threadify.host.program\nparsing.parse(options.RUN, sys.argv[1:])\n{show}",
+         "x.wasm", "--dir", ".", "--", "-v"], capture_output=True, timeout=120, text=True)
+    loaded = set(run.stderr.split())
+    assert "threadify_cli.parsing" in loaded, run.stderr
+    assert not loaded & {"typer", "click", "argparse", "threadify.pipeline",
+                         "threadify.classify"}

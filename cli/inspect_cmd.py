@@ -1,0 +1,26 @@
+"""``threadify inspect INPUT [--json]``: what threadify sees in a module, and its verdict."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .files import read_input
+from .options import INSPECT
+from .parsing import option_flag, parse_or_exit
+
+
+def main(argv: list[str]) -> None:
+    """Print the report; exit 1 when the module would be rejected."""
+    args = parse_or_exit(INSPECT, argv)
+    from threadify.inspection import inspect
+
+    report = inspect(read_input(args.input))
+    if args.json:
+        text = json.dumps(report.as_dict(option_flag), indent=2, sort_keys=True)
+    else:
+        text = report.text(option_flag)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    if not report.accepted:
+        raise SystemExit(1)
