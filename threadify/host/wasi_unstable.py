@@ -22,10 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from threadify.host.wasi import (
+    _FDSTAT,
+    EINVAL,
     EV_CLOCK,
+    EV_FD_WRITE,
     SIGNATURES,
     GuestTrap,
     Wasi,
+    WasiError,
     _check_bits,
     _check_enum,
 )
@@ -59,6 +63,12 @@ class Preview0:
         _check_enum(whence, 3, "whence")
         return self.wasi.fd_seek(fd, offset, _WHENCE_TO_P1[whence], out)
 
+    def fd_fdstat_get(self, fd: int, out: int) -> int:
+        kind, flags, base, inheriting = self.wasi.fdstat(self.wasi._get(fd))
+        self.wasi._write(out, _FDSTAT.pack(kind, flags, base & RIGHTS_MASK,
+                                           inheriting & RIGHTS_MASK), 8)
+        return 0
+
     def fd_filestat_get(self, fd: int, out: int) -> int:
         self._write_filestat(out, self.wasi.fd_filestat_fields(fd))
         return 0
@@ -71,7 +81,8 @@ class Preview0:
     @staticmethod
     def subscription(raw: bytes, offset: int) -> tuple[int, int, int, int, int]:
         userdata, tag = _SUB_HEAD.unpack_from(raw, offset)
-        _check_enum(tag, 3, "eventtype")
+        if tag > EV_FD_WRITE:
+            raise WasiError(EINVAL)
         if tag == EV_CLOCK:
             _ident, clock, timeout, _precision, flags = _SUB_CLOCK.unpack_from(raw, offset + 16)
             return userdata, tag, clock, timeout, flags

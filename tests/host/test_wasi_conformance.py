@@ -1,0 +1,102 @@
+"""WASI preview1 and preview0 on ``threadify run`` against wasmtime 46, call by call.
+
+The programs under ``fixtures/wasi/`` (C built by clang-22 against Debian's wasi-libc, calling
+the raw WASI imports; one WAT) print one line per check: the call, its arguments and the errno
+name, plus what they observe afterwards (sizes, positions, descriptor numbers, file types,
+timestamps they set themselves). Each runs on the wasmtime 46.0.1 CLI and on our host, each in a
+fresh directory tree preopened as ``/sandbox``; stdout and the exit code must be identical.
+
+The one place where we answer differently on purpose is listed in ``DOCUMENTED`` (see
+docs/wasi.md): there the test asserts that wasmtime still answers as documented and that we
+answer as documented instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.host import wasi_diff
+from tests.host.wasi_diff import WASI_FIXTURES
+
+# program -> (arguments, environment)
+PROGRAMS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "paths": ([], {}),
+    "fds": ([], {}),
+    "misc": (["a", "bc", ""], {"K": "V", "EMPTY": ""}),
+    "unstable": ([], {}),
+}
+
+# Differences we keep on purpose (docs/wasi.md): wasmtime's line -> ours.
+# - paths: the WASI test suite (remove_directory_trailing_slashes) requires that a directory can be
+#   removed by a path with a trailing slash; wasmtime 46 answers INVAL. The suite wins.
+# - unstable: wasmtime converts preview0 subscriptions in place but then reads them with
+#   preview1's 48-byte stride, so from the second subscription on it reads garbage (here: INVAL).
+#   We read the 56-byte preview0 layout as the snapshot defines it.
+DOCUMENTED: dict[str, dict[str, str]] = {
+    "unstable": {
+        "poll_oneoff two subscriptions: INVAL n=99 first=0":
+            "poll_oneoff two subscriptions: SUCCESS n=1 first=6",
+    },
+    "paths": {
+        'rmdir_("d1/"): INVAL': 'rmdir_("d1/"): SUCCESS',
+        'rmdir_("d2//"): INVAL': 'rmdir_("d2//"): SUCCESS',
+        'rmdir_("link_dir/"): INVAL': 'rmdir_("link_dir/"): NOTDIR',
+    },
+}
+
+
+def _expected(name: str, reference: str) -> str:
+    lines = reference.splitlines(keepends=True)
+    for theirs, ours in DOCUMENTED.get(name, {}).items():
+        index = lines.index(theirs + "\n")  # wasmtime still answers as documented
+        lines[index] = ours + "\n"
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_program_runs_as_on_wasmtime_46(name: str, tmp_path: Path) -> None:
+    args, env = PROGRAMS[name]
+    reference, ours = wasi_diff.both(WASI_FIXTURES / f"{name}.wasm", tmp_path, args, env=env)
+    assert reference.code == 0 and "\nchecks=" in reference.stdout, reference.stderr
+    assert ours.stderr == ""
+    assert (ours.code, ours.stdout) == (0, _expected(name, reference.stdout))
+
+
+def test_the_checks_cover_every_preview1_function() -> None:
+    """Every function of the preview1 table is called by some program (so none is untested)."""
+    from threadify.host.wasi import SIGNATURES
+
+    sources = "".join(p.read_text() for p in (WASI_FIXTURES.parent / "src").glob("*.c"))
+    called = {name for name in SIGNATURES if f"w_{name}(" in sources}
+    assert called == set(SIGNATURES)
+
+
+def test_a_preview0_only_module_prints_from_main_thread(tmp_path: Path) -> None:
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "unstable_hello.wasm", tmp_path)
+    assert (reference.code, reference.stdout) == (0, "From main thread\n")
+    assert (ours.code, ours.stdout, ours.stderr) == (0, "From main thread\n", "")
+
+
+# traps.wasm: argv[1] selects a call that ends the program (exit 1 on wasmtime's CLI) or, for a
+# few, returns an errno where one might expect an abort. Cases 1-50.
+TRAP_CASES = list(range(1, 51))
+FAST_TRAP_CASES = [1, 8, 31, 36, 39]  # a bad pointer, a bad flag, a bad subscription, exits
+
+
+def _trap_case(case: int, tmp_path: Path) -> None:
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "traps.wasm", tmp_path, [str(case)])
+    assert reference.stdout.startswith(f"case {case}\n"), reference.stderr
+    assert (ours.code, ours.stdout) == (reference.code, reference.stdout), ours.stderr
+
+
+@pytest.mark.parametrize("case", FAST_TRAP_CASES)
+def test_ending_calls_end_the_run_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
+    _trap_case(case, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in TRAP_CASES if c not in FAST_TRAP_CASES])
+def test_every_ending_call_ends_the_run_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
+    _trap_case(case, tmp_path)
