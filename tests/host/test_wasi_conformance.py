@@ -38,12 +38,13 @@ def _host_runs_plain_modules() -> bool:
 pytestmark = pytest.mark.skipif(not _host_runs_plain_modules(),
                                 reason="the host does not run plain modules yet")
 
-# program -> (arguments, environment)
-PROGRAMS: dict[str, tuple[list[str], dict[str, str]]] = {
-    "paths": ([], {}),
-    "fds": ([], {}),
-    "misc": (["a", "bc", ""], {"K": "V", "EMPTY": ""}),
-    "unstable": ([], {}),
+# program -> (arguments, environment, stdin)
+PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes]] = {
+    "paths": ([], {}, b""),
+    "fds": ([], {}, b""),
+    "misc": (["a", "bc", ""], {"K": "V", "EMPTY": ""}, b""),
+    "stdin": ([], {}, b"hello\nworld\n"),
+    "unstable": ([], {}, b""),
 }
 
 # Differences we keep on purpose (docs/wasi.md): wasmtime's line -> ours.
@@ -75,8 +76,8 @@ def _expected(name: str, reference: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_program_runs_as_on_wasmtime_46(name: str, tmp_path: Path) -> None:
-    args, env = PROGRAMS[name]
-    reference, ours = wasi_diff.both(WASI_FIXTURES / f"{name}.wasm", tmp_path, args, env=env)
+    args, env, stdin = PROGRAMS[name]
+    reference, ours = wasi_diff.both(WASI_FIXTURES / f"{name}.wasm", tmp_path, args, stdin, env)
     assert reference.code == 0 and "\nchecks=" in reference.stdout, reference.stderr
     assert ours.stderr == ""
     assert (ours.code, ours.stdout) == (0, _expected(name, reference.stdout))

@@ -30,7 +30,7 @@ import stat as S
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -624,36 +624,42 @@ class Wasi:
         self._write(path, name)
         return ESUCCESS
 
-    def _listing(self, entry: FdEntry) -> list[tuple[bytes, int, int]]:
-        """``.``, ``..`` and the directory's entries in the order the OS returns them."""
-        own = _inode(os.fstat(entry.host_fd))
-        listing = [(b".", own, FT_DIR), (b"..", own, FT_DIR)]
+    def _entries(self, entry: FdEntry, first: int) -> Iterator[tuple[int, bytes, int, int]]:
+        """(index, name, inode, type) from position ``first`` of ``.``, ``..`` and the entries.
+
+        The directory is read afresh on every call, in the order the OS returns it (as
+        wasmtime does); entries before ``first`` are skipped without a stat.
+        """
+        if first < 2:
+            own = _inode(os.fstat(entry.host_fd))
+            yield from [(i, name, own, FT_DIR) for i, name in ((0, b"."), (1, b".."))
+                        if i >= first]
         with os.scandir(entry.host_fd) as it:
-            for item in it:
+            for index, item in enumerate(it, start=2):
+                if index < first:
+                    continue
                 try:
                     st = item.stat(follow_symlinks=False)
                     kind, ino = _filetype(st.st_mode), _inode(st)
                 except OSError:
                     kind, ino = FT_UNKNOWN, 0
-                listing.append((os.fsencode(item.name), ino, kind))
-        return listing
+                yield index, os.fsencode(item.name), ino, kind
 
     def fd_readdir(self, fd: int, buf: int, length: int, cookie: int, used: int) -> int:
         entry = self._dir(fd)
         out = bytearray()
         cap = length
-        for index, (name, ino, kind) in enumerate(self._listing(entry)):
-            if index < (cookie & M64):
-                continue
-            head = _DIRENT.pack(index + 1, ino, len(name), kind)
-            out += head[:min(cap, len(head))]
-            cap -= min(cap, len(head))
-            if cap == 0:
-                break
-            out += name[:cap]
-            cap -= min(cap, len(name))
-            if cap == 0:
-                break
+        if cap:
+            for index, name, ino, kind in self._entries(entry, cookie & M64):
+                head = _DIRENT.pack(index + 1, ino, len(name), kind)
+                out += head[:cap]
+                cap -= min(cap, len(head))
+                if cap == 0:
+                    break
+                out += name[:cap]
+                cap -= min(cap, len(name))
+                if cap == 0:
+                    break
         self._write(buf, bytes(out))
         self._put32(used, len(out))
         return ESUCCESS
