@@ -58,6 +58,12 @@ def test_paths_outside_are_refused(mode: str, root: int, path: str) -> None:
         _read(root, path)
 
 
+@pytest.mark.parametrize("path", ["in.txt/", "in.txt/.", "sub/up_link/"])
+def test_a_file_named_as_a_directory_is_not_one(mode: str, root: int, path: str) -> None:
+    with pytest.raises(NotADirectoryError):
+        _read(root, path)
+
+
 def test_symlink_loops_end(mode: str, root: int) -> None:
     with pytest.raises(OSError):
         _read(root, "loop")

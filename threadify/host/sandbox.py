@@ -81,7 +81,7 @@ def _walk_open(dirfd: int, path: str, flags: int, mode: int) -> int:
     if path.startswith("/"):
         raise Escape(path)
     pending = [p for p in path.split("/") if p not in ("", ".")]
-    trailing_dir = path.endswith("/")
+    trailing_dir = path.endswith(("/", "/."))
     stack = [os.dup(dirfd)]  # stack[-1] is the current directory; len-1 is the depth
     links = 0
     try:
