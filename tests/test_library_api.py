@@ -7,6 +7,7 @@ a path passed instead of the module's bytes must say how to read the file, and t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,54 @@ def test_the_suggested_value_works() -> None:
 def test_plain_hints_keep_braces() -> None:
     error = threadify.ThreadifyError("p", "use {x}")
     assert str(error) == "p\nuse {x}" and error.suggestions == ()
+
+
+# -- what a type checker sees ---------------------------------------------------------------
+
+SNIPPET = '''\
+import threadify
+from threadify.inspection import Report
+
+data = b"\\\\0asm"
+threadify.transform(data, stack_size=65536, max_memory=None, stack_check=True)
+threadify.transform(data, stack_sise=65536)
+threadify.transform(data, max_memory="256MiB")
+threadify.transform(data, 65536)
+report: Report = threadify.inspect(bytearray(data))
+verdict: str = report.verdict
+pages: int = report.memory.min_pages
+'''
+
+
+@pytest.mark.slow
+def test_mypy_catches_misspelt_and_mistyped_options(tmp_path: Path) -> None:
+    """The point of the typed signature: mistakes show before the build runs. (Slow: mypy
+    type-checks the whole library behind the snippet.)"""
+    from mypy import api
+
+    snippet = tmp_path / "caller.py"
+    snippet.write_text(SNIPPET)
+    out, err, status = api.run(["--strict", "--no-incremental", "--cache-dir", os.devnull,
+                                str(snippet)])
+    errors = {int(line.split(":")[1]): line for line in out.splitlines() if ": error:" in line}
+    assert status == 1, out + err
+    assert set(errors) == {6, 7, 8, 11}, out  # line 10: a Verdict is a str
+    assert 'Unexpected keyword argument "stack_sise"' in errors[6]
+    assert '"max_memory"' in errors[7] and "int | None" in errors[7]
+    assert "Too many positional arguments" in errors[8]
+    assert '"None" of "MemoryReport | None"' in errors[11]  # typed, and may be absent
+
+
+def test_signature_matches_the_options() -> None:
+    """transform's keywords are exactly the fields of Options, with the same defaults."""
+    import dataclasses
+    import inspect
+
+    from threadify.pipeline import Options
+
+    params = list(inspect.signature(threadify.transform).parameters.values())
+    assert params[0].name == "data"
+    assert params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    keywords = {p.name: p.default for p in params[1:]}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+    assert keywords == {f.name: f.default for f in dataclasses.fields(Options)}
