@@ -80,7 +80,7 @@ class Analysis:
     """Everything the transform needs to know about a module, and the verdict."""
 
     module: Module
-    verdict: str = "D"
+    verdict: Verdict = Verdict.D
     reasons: list[str] = field(default_factory=list)
     error: ThreadifyError | None = None
     memory: MemoryInfo | None = None
@@ -98,7 +98,7 @@ class Analysis:
     start_every_instance: int | None = None
 
     def reject(self, problem: str, fix: str | Hint | None = None) -> Analysis:
-        self.verdict = "D"
+        self.verdict = Verdict.D
         self.error = UnsupportedModuleError(problem, fix)
         self.reasons.append(problem)
         return self
@@ -152,13 +152,13 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
 
     # -- class C: already thread-ready ----------------------------------------------------
     if module.get_custom(abi.CUSTOM_SECTION) is not None:
-        result.verdict = "C"
+        result.verdict = Verdict.C
         result.reasons.append("already processed by threadify (it carries the 'threadify' "
                               "custom section)")
         return result
     start = exports.get(abi.EXPORT_THREAD_START)
     if start is not None and start.kind == ExternKind.FUNC:
-        result.verdict = "C"
+        result.verdict = Verdict.C
         result.reasons.append("already thread-ready: it exports wasi_thread_start "
                               "(wasi-libc or Zig thread support)")
         return result
@@ -277,10 +277,10 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
                              "rename that export: threadify adds its own")
 
     if memory.type.shared:
-        result.verdict = "A"
+        result.verdict = Verdict.A
         result.reasons.append("shared memory (lld --shared-memory output)")
     else:
-        result.verdict = "B"
+        result.verdict = Verdict.B
         result.reasons.append("non-shared memory (linked without --shared-memory): memory will "
                               "be made shared and data written once")
     _sort_start(module, syms, result)

@@ -185,7 +185,7 @@ def inspect(data: bytes) -> Report:
         analysis = analyse(module)
     except ThreadifyError as error:
         return Report(Verdict.D, [error.problem], error.hint)
-    report = Report(Verdict(analysis.verdict), list(analysis.reasons))
+    report = Report(analysis.verdict, list(analysis.reasons))
     if analysis.error is not None:
         report.hint = analysis.error.hint
     if analysis.verdict == Verdict.C:
