@@ -31,7 +31,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from threadify.host import termination
@@ -204,6 +204,9 @@ class FdEntry:
     position: int = 0
     append: bool = False
     nonblock: bool = False
+    # Serialises position updates: two threads writing through one descriptor must not both
+    # write at the same offset (the kernel's own offset would have kept them apart).
+    io_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _check_bits(value: int, allowed: int, what: str) -> int:
@@ -423,9 +426,10 @@ class Wasi:
         buf, length = self._first_buffer(iovs, count)
         entry = self._get(fd)
         if entry.kind == FILE:
-            n = os.preadv(entry.host_fd, [self._view(buf, length)], entry.position) \
-                if length else 0
-            entry.position += n
+            with entry.io_lock:
+                n = os.preadv(entry.host_fd, [self._view(buf, length)], entry.position) \
+                    if length else 0
+                entry.position += n
         elif entry.kind == STDIN:
             n = os.readv(entry.host_fd, [self._view(buf, length)]) if length else 0
         else:
@@ -444,15 +448,16 @@ class Wasi:
         entry = self._get(fd)
         data = self._read(buf, length)
         if entry.kind == FILE:
-            if entry.append:
-                n = os.pwritev(entry.host_fd, [data], 0, os.RWF_APPEND) if data else 0
-                if offset is None:
-                    entry.position = os.fstat(entry.host_fd).st_size
-            else:
-                at = entry.position if offset is None else offset
-                n = os.pwrite(entry.host_fd, data, at) if data else 0
-                if offset is None:
-                    entry.position = at + n
+            with entry.io_lock:
+                if entry.append:
+                    n = os.pwritev(entry.host_fd, [data], 0, os.RWF_APPEND) if data else 0
+                    if offset is None:
+                        entry.position = os.fstat(entry.host_fd).st_size
+                else:
+                    at = entry.position if offset is None else offset
+                    n = os.pwrite(entry.host_fd, data, at) if data else 0
+                    if offset is None:
+                        entry.position = at + n
         elif entry.kind in (STDOUT, STDERR):
             if offset is not None:
                 raise WasiError(ESPIPE)
@@ -482,17 +487,18 @@ class Wasi:
     def fd_seek(self, fd: int, offset: int, whence: int, out: int) -> int:
         _check_enum(whence, 3, "whence")
         entry = self._seekable(fd)
-        if whence == 0:
-            if offset < 0:
+        with entry.io_lock:
+            if whence == 0:
+                if offset < 0:
+                    raise WasiError(EINVAL)
+                pos = offset
+            elif whence == 1:
+                pos = entry.position + offset
+            else:
+                pos = os.fstat(entry.host_fd).st_size + offset
+            if not 0 <= pos <= M64:
                 raise WasiError(EINVAL)
-            pos = offset
-        elif whence == 1:
-            pos = entry.position + offset
-        else:
-            pos = os.fstat(entry.host_fd).st_size + offset
-        if not 0 <= pos <= M64:
-            raise WasiError(EINVAL)
-        entry.position = pos
+            entry.position = pos
         self._put64(out, pos)
         return ESUCCESS
 
