@@ -171,8 +171,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         stack = stack_check.main_stack(module, syms)
         if stack is None:
             raise UnsupportedModuleError(
-                "--stack-check needs the stack pointer's initial value, and its initialiser "
-                "is not a constant",
+                "stack-limit checks need the stack pointer's initial value, and its "
+                "initialiser is not a constant",
                 Hint("transform without {}", Suggestion("stack_check", False)))
 
     changes += share_memory(module, max_pages, abi.DEFAULT_MAX_MEMORY // abi.PAGE)
