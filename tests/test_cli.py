@@ -18,9 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli.options import INSPECT, RUN, TRANSFORM, Command, Spec, TransformArgs, spec_of
-from cli.parsing import UsageError, help_text, option_flag, parse
+from cli.parsing import (
+    HelpRequested,
+    UsageError,
+    VersionRequested,
+    help_text,
+    option_flag,
+    parse,
+)
 from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid
 from threadify import Suggestion, __version__
 
@@ -432,3 +441,20 @@ def test_usual_command_lines_import_only_what_they_need(tmp_path: Path) -> None:
     assert "threadify_cli.parsing" in loaded, run.stderr
     assert not loaded & {"typer", "click", "argparse", "threadify.pipeline",
                          "threadify.classify"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(COMMANDS), st.lists(st.one_of(
+    st.sampled_from(["-o", "-q", "-h", "--", "-", "-oX", "--json", "--no-verify", "--stack-size",
+                     "--stack-size=1K", "--max-threads", "--dir", "--dir=", "--env", "--x",
+                     "-", "--no-json", "--version", "--quiet=1", "7", "-1", "1MiB"]),
+    st.text(max_size=6)), max_size=8))
+def test_any_command_line_parses_or_is_a_usage_error(command: Command[Any],
+                                                     argv: list[str]) -> None:
+    """Whatever the command line, the parser gives typed arguments, help, or one usage error
+    (which the command prints as one line and a hint) — never another exception."""
+    try:
+        args = parse(command, argv)
+    except (UsageError, HelpRequested, VersionRequested):
+        return
+    assert isinstance(args, command.args)
