@@ -147,13 +147,9 @@ def parse(command: Command[A], argv: list[str]) -> A:
         missing = (field.default is dataclasses.MISSING
                    and field.default_factory is dataclasses.MISSING)
         if missing and field.name not in values:
-            if spec.flags:
-                raise UsageError(f"{spec.long} is missing",
-                                 f"usage: {command.usage} ('{command.prog} --help' shows "
-                                 f"every option)")
-            raise UsageError(f"no {spec.metavar} given",
-                             f"usage: {command.usage} ('{command.prog} --help' shows every "
-                             f"option)")
+            problem = f"{spec.long} is missing" if spec.flags else f"no {spec.metavar} given"
+            raise UsageError(problem, f"usage: {command.usage} ('{command.prog} --help' shows "
+                                      f"every option)")
     return command.args(**values)
 
 

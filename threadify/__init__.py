@@ -60,7 +60,7 @@ def __getattr__(name: str) -> Any:
 ModuleBytes = bytes | bytearray | memoryview
 
 
-def module_bytes(data: object, caller: str) -> bytes:
+def _module_bytes(data: object, caller: str) -> bytes:
     """``data`` as ``bytes``; a path (``str`` / ``os.PathLike``) or anything else is a
     ``TypeError`` that says how to read the file.
 
@@ -96,7 +96,7 @@ def transform(data: ModuleBytes, *, stack_size: int = DEFAULT_STACK_SIZE,
     """
     from threadify.pipeline import Options, run
 
-    payload = module_bytes(data, "transform")
+    payload = _module_bytes(data, "transform")
     options = Options(stack_size=stack_size, max_memory=max_memory,
                       allow_non_atomic=allow_non_atomic, validate=validate,
                       stack_check=stack_check)
@@ -114,4 +114,4 @@ def inspect(data: ModuleBytes) -> Report:
     """
     from threadify.inspection import inspect as _inspect
 
-    return _inspect(module_bytes(data, "inspect"))
+    return _inspect(_module_bytes(data, "inspect"))
