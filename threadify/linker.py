@@ -254,11 +254,11 @@ def find_symbols(module: Module) -> LinkerSymbols:
             g = module.globals[local]
             init = const_i32(g.init)
             if g.type.valtype == I32 and init is not None:
-                active_starts = {
-                    const_i32(offset) for passive, offset, _len in module.data_summary()
-                    if not passive and offset is not None
-                }
-                if not g.type.mutable and init in active_starts:
+                # stops at the first segment at that address (modules have ~10 000 segments)
+                at_segment = not g.type.mutable and any(
+                    not passive and offset is not None and const_i32(offset) == init
+                    for passive, offset, _len in module.data_summary())
+                if at_segment:
                     syms.tls_base = Found(after, "heuristic: immutable i32 global after the "
                                                  "stack pointer equal to a data segment address")
 

@@ -43,6 +43,9 @@ from threadify.wasm.writer import name as encode_name
 from threadify.wasm.writer import uleb, uleb_width
 
 MAGIC = b"\0asm"
+#: Rewritten data segments shorter than this are copied into a shared chunk; longer ones are
+#: written from views of the input.
+_COPY_BELOW = 4096
 VERSION = b"\x01\0\0\0"
 
 
@@ -401,34 +404,44 @@ def _scan_data_uncached(section: _VectorSection) -> list[_Scanned]:
     r = Reader(section.payload, base=section.payload_offset)
     n = r.count("a data section item count", S.VECTOR_CODECS[S.DATA][2])
     out: list[_Scanned] = []
-    data, end = r.data, r.end
+    data = r.data
+    end = len(data)
     append = out.append
+    pos = r.pos
     for _ in range(n):
-        start = r.pos
-        # the usual lld segment: flags 0, ``i32.const N; end``, a length: read inline
-        if start + 2 < end and data[start] == 0 and data[start + 1] == 0x41:
-            pos = start + 2
-            limit = min(end, pos + 5)
-            while pos < limit and data[pos] & 0x80:
-                pos += 1
-            if pos + 1 < end and data[pos + 1] == 0x0B and not data[pos] & 0x80:
-                len_start = pos + 2
-                length = shift = 0
-                pos = len_start
-                while pos < end and pos - len_start < 5:
-                    byte = data[pos]
-                    pos += 1
+        start = pos
+        # lld's usual segments — active ``0x00 i32.const N end`` with a LEB of at most 4 bytes,
+        # or passive ``0x01`` — are read inline: modules have ~10 000 of them. Anything else,
+        # or a read past the end, takes the general path below, which reports errors.
+        try:
+            flag = data[start]
+            len_start = 0
+            if flag == 0 and data[start + 1] == 0x41:
+                p = start + 2
+                while data[p] & 0x80 and p < start + 5:
+                    p += 1
+                if not data[p] & 0x80 and data[p + 1] == 0x0B:
+                    len_start = p + 2
+            elif flag == 1:
+                len_start = start + 1
+            if len_start:
+                byte = data[len_start]
+                length = byte & 0x7F
+                p = len_start + 1
+                shift = 7
+                while byte & 0x80 and p - len_start < 5:
+                    byte = data[p]
+                    p += 1
                     length |= (byte & 0x7F) << shift
                     shift += 7
-                    if not byte & 0x80:
-                        break
-                else:
-                    raise r.error("a data segment length", len_start)
-                if length > end - pos:
-                    raise r.error(f"{length} bytes of data (only {end - pos} left)", pos)
-                r.pos = pos + length
-                append((start, 0, bytes(data[start + 1:len_start]), len_start, pos, r.pos))
-                continue
+                if not byte & 0x80 and length <= end - p:
+                    pos = p + length
+                    append((start, flag, bytes(data[start + 1:len_start]) if flag == 0 else None,
+                            len_start, p, pos))
+                    continue
+        except IndexError:
+            pass
+        r.pos = start
         flags = r.u32("data segment flags")
         expr = None
         if flags == 2:
@@ -441,7 +454,9 @@ def _scan_data_uncached(section: _VectorSection) -> list[_Scanned]:
         length = r.count("a data segment length")
         data_start = r.pos
         r.view(length, "data")
-        append((start, flags, expr, len_start, data_start, r.pos))
+        pos = r.pos
+        append((start, flags, expr, len_start, data_start, pos))
+    r.pos = pos
     if not r.at_end():
         raise r.error(f"the end of the data section ({r.remaining()} bytes left after its "
                       "last item)")
@@ -886,16 +901,28 @@ class Module:
         scanned = _scan_data(section)
         if all(item[1] == 1 for item in scanned):
             return []
-        parts: list[bytes | memoryview] = [payload[:scanned[0][0]] if scanned else payload]
+        # Most of lld's segments are small (16 770 of CRuby's 17 866 hold under 1 KiB): those are
+        # copied into one buffer, large ones stay views of the input. A chunk per segment would
+        # cost a write call each when the output is written.
+        parts: list[bytes | memoryview] = []
+        buffer = bytearray(payload[:scanned[0][0]])  # the count
         result = []
         for index, (start, flags, offset, len_start, data_start, end) in enumerate(scanned):
             if flags == 1:
-                parts.append(payload[start:end])
+                piece = start
             else:
                 assert offset is not None
-                parts.append(b"\x01")
-                parts.append(payload[len_start:end])
+                buffer.append(1)
+                piece = len_start
                 result.append((index, offset, end - data_start))
+            if end - piece < _COPY_BELOW:
+                buffer += payload[piece:end]
+            else:
+                parts.append(bytes(buffer))
+                parts.append(payload[piece:end])
+                buffer = bytearray()
+        if buffer:
+            parts.append(bytes(buffer))
         section.replace_payload(parts, len(scanned))
         return result
 

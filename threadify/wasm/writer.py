@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 _SMALL_ULEB = [bytes((i,)) for i in range(128)]
+#: One-byte signed LEB128s, indexed by ``value & 0x7F`` (values -64 to 63).
+_SMALL_SLEB = [bytes((i,)) for i in range(128)]
 
 
 def uleb(value: int, width: int | None = None) -> bytes:
     """Unsigned LEB128; with ``width``, padded to exactly ``width`` bytes (it must fit)."""
     if value < 0:
         raise ValueError(f"negative value {value} for an unsigned LEB128")
-    if width is None and value < 128:
-        return _SMALL_ULEB[value]
+    if width is None and value < 0x4000:  # the usual indices and lengths: no loop
+        if value < 0x80:
+            return _SMALL_ULEB[value]
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while True:
         b = value & 0x7F
@@ -31,6 +35,10 @@ def uleb_width(value: int) -> int:
 
 def sleb(value: int) -> bytes:
     """Minimal signed LEB128."""
+    if -0x2000 <= value < 0x2000:  # one or two bytes: no loop (segment code has thousands)
+        if -0x40 <= value < 0x40:
+            return _SMALL_SLEB[value & 0x7F]
+        return bytes(((value & 0x7F) | 0x80, (value >> 7) & 0x7F))
     out = bytearray()
     while True:
         b = value & 0x7F
