@@ -23,10 +23,6 @@ def _check_clean(stderr: str, *needles: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "needles"), [
-    (f'(module (import "env" "memory" (memory 1 1)) {START})', ("env.memory", "not shared")),
-    (f'(module (memory 1 1 shared) (export "memory" (memory 0)) {START})',
-     ("defines its memory",)),
-    (f"(module {START})", ("imports no memory",)),
     (f'(module {SHARED} (import "env" "foo" (func)) {START})', ("unknown import env.foo",)),
     (f'(module {SHARED} (import "wasi_snapshot_preview1" "fd_frobnicate" (func)) {START})',
      ("unknown WASI function", "fd_frobnicate")),
@@ -36,10 +32,15 @@ def _check_clean(stderr: str, *needles: str) -> None:
      ("thread-spawn", "wrong type")),
     (f'(module {SHARED} (func (export "wasi_thread_start") (param i32 i32)))',
      ("no `_start`",)),
-    # a maximum too small for the module's own data
-    (f'(module {SHARED} (data (i32.const 70000) "x") {START})', ("cannot instantiate",)),
-], ids=["not-shared", "own-memory", "no-memory", "unknown-import", "unknown-wasi",
-        "wasi-wrong-type", "spawn-wrong-type", "no-start", "max-too-small"])
+    (f'(module (import "env" "memory" (memory i64 1)) {START})', ("64-bit",)),
+    (f'(module (import "env" "t" (table 1 funcref)) {START})', ("unknown import env.t",)),
+    (f'(module (import "env" "g" (global i32)) {START})', ("unknown import env.g",)),
+    # the same name imported twice with two types: the second cannot be satisfied
+    (f'(module {SHARED} (import "wasi_snapshot_preview1" "fd_write" '
+     f'(func (param i32 i32 i32 i32) (result i32))) (import "wasi_snapshot_preview1" "fd_write" '
+     f'(func (param i32))) {START})', ("fd_write", "wrong type")),
+], ids=["unknown-import", "unknown-wasi", "wasi-wrong-type", "spawn-wrong-type", "no-start",
+        "memory64", "table-import", "global-import", "duplicate-wrong-type"])
 def test_unfit_modules_are_reported_in_one_line(tmp_path: Path, text: str,
                                                 needles: tuple[str, ...]) -> None:
     path = tmp_path / "bad.wasm"
@@ -47,6 +48,16 @@ def test_unfit_modules_are_reported_in_one_line(tmp_path: Path, text: str,
     proc = run_cli([str(path)])
     assert proc.returncode == 1
     _check_clean(proc.stderr, *needles)
+
+
+def test_data_beyond_the_memory_traps_at_start_up_as_in_wasmtime(tmp_path: Path) -> None:
+    """An active data segment beyond the memory's maximum traps while the module is
+    instantiated: exit 134 and the trap, as the wasmtime CLI reports it."""
+    path = tmp_path / "big.wasm"
+    path.write_bytes(wat.wat2wasm(f'(module {SHARED} (data (i32.const 70000) "x") {START})'))
+    proc = run_cli([str(path)])
+    assert proc.returncode == 134
+    _check_clean(proc.stderr, "main thread trapped", "out of bounds memory access")
 
 
 def test_not_a_wasm_file(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from wasmtime import _ffi as ffi
 
 from threadify.host import termination
-from threadify.host.memory import GuestFault
+from threadify.host.memory import CURRENT_CALL, GuestFault
 from threadify.host.wasi import M32, PREVIEW1, GuestTrap, Wasi, errno_of
 from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES, implementation
 
@@ -37,6 +37,9 @@ def _trap(message: str) -> int:
 
 @ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
 def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
+    call = CURRENT_CALL
+    outer = getattr(call, "caller", None)
+    call.caller, call.region = caller, None  # for CallerMemory; restored for a nesting call
     try:
         handler = _HANDLERS[env or 0]
         assert handler is not None
@@ -46,6 +49,8 @@ def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
             return _trap(f"host error: {type(exc).__name__}: {exc}")
         except BaseException:  # noqa: BLE001
             return 0
+    finally:
+        call.caller, call.region = outer, None
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]

@@ -117,15 +117,37 @@ def _first_line(text: str) -> str:
 
 
 @dataclass
-class ProgramShape:
-    """What the host must provide and may call: found by reading the module's types."""
+class MemoryImport:
+    module: str
+    name: str
+    type: Any
 
-    memory_module: str
-    memory_name: str
-    memory_type: Any
+
+@dataclass
+class ProgramShape:
+    """What the host must provide and may call: found by reading the module's types.
+
+    ``threaded``: the module imports exactly one memory and it is shared, so every thread's
+    instance can be linked to it (WASI-threads); otherwise the program is *plain* and runs
+    single-threaded in one store, as the wasmtime CLI runs it, and spawning fails.
+    ``wasi_memory``: WASI has a memory to use — the one shared memory of a threaded program, or
+    else an export named ``memory`` or exactly one imported memory.
+    Import lists hold each name once: a module may import the same function twice.
+    """
+
+    memories: list[MemoryImport]
+    threaded: bool
     wasi_imports: list[tuple[str, str]]  # (module, name) of each imported WASI function
+    wasix_imports: list[str]
     imports_thread_spawn: bool
     thread_start_ok: bool
+    wasi_memory: bool
+
+    @property
+    def shared_memory(self) -> MemoryImport:
+        """The one shared memory of a threaded program."""
+        assert self.threaded
+        return self.memories[0]
 
 
 def _sig(ty: Any) -> tuple[str, str]:
@@ -135,56 +157,63 @@ def _sig(ty: Any) -> tuple[str, str]:
     return kinds(ty.params), kinds(ty.results)
 
 
+PROVIDED = ("the host provides wasi_snapshot_preview1, wasi_unstable, wasi.thread-spawn, the "
+            "WASIX thread calls (wasix_32v1) and the module's imported memories")
+
+
 def describe(module: Any, name: str) -> ProgramShape:
     from wasmtime import FuncType, MemoryType
 
     from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES
+    from threadify.host.wasix import WASIX_MODULE, wasix_signature
 
-    memories: list[tuple[str, str, Any]] = []
-    wasi_imports: list[tuple[str, str]] = []
+    memories: dict[tuple[str, str], MemoryImport] = {}
+    wasi_imports: dict[tuple[str, str], None] = {}  # ordered sets
+    wasix_imports: dict[str, None] = {}
     spawn = False
     for imp in module.imports:
-        where = f"{imp.module}.{imp.name}"
+        field = imp.name or ""
+        where = f"{imp.module}.{field}"
         ty = imp.type
         if isinstance(ty, MemoryType):
-            memories.append((imp.module, imp.name or "", ty))
+            memories.setdefault((imp.module, field), MemoryImport(imp.module, field, ty))
         elif isinstance(ty, FuncType) and imp.module in WASI_MODULES:
-            want = WASI_MODULES[imp.module].get(imp.name or "")
+            want = WASI_MODULES[imp.module].get(field)
             if want is None:
                 raise ThreadifyError(f"{name}: imports unknown WASI function {where}",
                                      "this host implements wasi_snapshot_preview1 and "
                                      "wasi_unstable")
-            if _sig(ty) != (want, "" if imp.name in NO_RESULT else "i"):
+            if _sig(ty) != (want, "" if field in NO_RESULT else "i"):
                 raise ThreadifyError(f"{name}: import {where} has the wrong type")
-            wasi_imports.append((imp.module, imp.name or ""))
-        elif isinstance(ty, FuncType) and (imp.module, imp.name) == ("wasi", "thread-spawn"):
+            wasi_imports[(imp.module, field)] = None
+        elif isinstance(ty, FuncType) and imp.module == WASIX_MODULE:
+            signature = wasix_signature(field)
+            if signature is None:
+                raise ThreadifyError(f"{name}: unknown import {where}",
+                                     "of WASIX, this host provides the thread calls and the "
+                                     "preview1 functions")
+            if _sig(ty) != signature:
+                raise ThreadifyError(f"{name}: import {where} has the wrong type")
+            wasix_imports[field] = None
+        elif isinstance(ty, FuncType) and (imp.module, field) == ("wasi", "thread-spawn"):
             if _sig(ty) != ("i", "i"):
                 raise ThreadifyError(f"{name}: import wasi.thread-spawn has the wrong type",
                                      "expected (param i32) (result i32)")
             spawn = True
         else:
-            raise ThreadifyError(f"{name}: unknown import {where}",
-                                 "the host provides wasi_snapshot_preview1, wasi_unstable, "
-                                 "wasi.thread-spawn and one shared memory")
+            raise ThreadifyError(f"{name}: unknown import {where}", PROVIDED)
+    for mem in memories.values():
+        if mem.type.is_64:
+            raise ThreadifyError(f"{name}: memory {mem.module}.{mem.name} is 64-bit; "
+                                 "WASI preview1 needs a 32-bit memory")
     exports = {exp.name: exp.type for exp in module.exports}
-    if not memories:
-        if any(isinstance(t, MemoryType) for t in exports.values()):
-            raise ThreadifyError(f"{name}: the module defines its memory instead of importing a "
-                                 "shared one", "run `threadify in.wasm -o out.wasm` first")
-        raise ThreadifyError(f"{name}: the module imports no memory",
-                             "WASI-threads programs import one shared memory")
-    if len(memories) > 1:
-        raise ThreadifyError(f"{name}: the module imports {len(memories)} memories; "
-                             "WASI-threads programs import exactly one")
-    mod, mem_name, mem_type = memories[0]
-    if not mem_type.is_shared:
-        raise ThreadifyError(f"{name}: memory {mod}.{mem_name} is not shared",
-                             "run `threadify in.wasm -o out.wasm` first to make it thread-ready")
-    if mem_type.is_64:
-        raise ThreadifyError(f"{name}: 64-bit memories are not supported")
     start = exports.get("_start")
     if not isinstance(start, FuncType) or _sig(start) != ("", ""):
         raise ThreadifyError(f"{name}: no `_start` function export; not a WASI command module")
     tstart = exports.get("wasi_thread_start")
     thread_start_ok = isinstance(tstart, FuncType) and _sig(tstart) == ("ii", "")
-    return ProgramShape(mod, mem_name, mem_type, wasi_imports, spawn, thread_start_ok)
+    imported = list(memories.values())
+    threaded = len(imported) == 1 and bool(imported[0].type.is_shared)
+    wasi_memory = isinstance(exports.get("memory"), MemoryType) or len(imported) == 1
+    return ProgramShape(imported, threaded, list(wasi_imports), list(wasix_imports), spawn,
+                        thread_start_ok, wasi_memory)

@@ -14,12 +14,17 @@ Host functions read and write guest memory through one ``memoryview`` spanning t
 *maximum*: a shared memory never moves (wasmtime reserves the maximum up front), so the view stays
 valid while the memory grows. Every access is bounds-checked against the current size, which is
 re-read only when a check fails (memory only grows).
+
+A single-threaded ("plain") program has an ordinary memory instead, which belongs to one store and
+may move when it grows. WASI finds it the way wasmtime's WASI does: as the calling instance's
+export named ``memory`` (:class:`CallerMemory`), looked up once per host call.
 """
 
 from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 from typing import Any
 
 from wasmtime import _ffi as ffi
@@ -32,6 +37,22 @@ _U64 = struct.Struct("<Q")
 
 class GuestFault(Exception):
     """A guest pointer/length pair lies outside the memory (WASI ``EFAULT``)."""
+
+
+class MemoryMissing(Exception):
+    """A WASI call needs memory but the calling module exports none named ``memory``.
+
+    Not an errno: wasmtime traps here too ("missing required memory export"), so the call traps.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the module exports no memory named `memory`, which WASI needs")
+
+
+#: The host call running on this thread: set by :mod:`threadify.host.linking` on every call so
+#: that :class:`CallerMemory` can find the caller's memory (``caller``) and keep it for the rest
+#: of the call (``region``).
+CURRENT_CALL = threading.local()
 
 
 def _name_buf(text: str) -> tuple[Any, int]:
@@ -56,8 +77,13 @@ class SharedLinearMemory:
         base = ctypes.cast(ffi.wasmtime_sharedmemory_data(ptr), ctypes.c_void_p).value or 0
         self.base = base
         raw = (ctypes.c_ubyte * self.max_bytes).from_address(base)
-        self.view = memoryview(raw).cast("B")
+        self._view = memoryview(raw).cast("B")
         self.size = int(ffi.wasmtime_sharedmemory_data_size(ptr))
+
+    @property
+    def view(self) -> memoryview:
+        """All of the memory's address range (only ``[0, size)`` is accessible)."""
+        return self._view
 
     def as_extern(self) -> Any:
         """The extern that links this memory (the part wasmtime-py 50 gets wrong)."""
@@ -127,3 +153,70 @@ class SharedLinearMemory:
             buf, length = struct.unpack_from("<II", self.view, iovs + 8 * i)
             out.append(self.slice(buf, length))
         return out
+
+
+class CallerMemory(SharedLinearMemory):
+    """The memory WASI uses in a single-threaded program: the caller's ``memory`` export.
+
+    It offers the accessors of :class:`SharedLinearMemory` (so the WASI implementation serves
+    both kinds of program unchanged), but finds the memory anew in every host call, because an
+    ordinary memory belongs to one store and moves when it grows. As in wasmtime, the memory is
+    the calling instance's export named ``memory``; a module that does not export it but imports
+    exactly one memory gets that one (``fallback``, with the store it was created in, or a
+    :class:`SharedLinearMemory`). Only the thread that runs the program uses it.
+    """
+
+    def __init__(self, fallback: Any = None, fallback_store: Any = None) -> None:
+        # no super().__init__(): there is no memory of our own to create
+        self._fallback = fallback
+        self._fallback_store = fallback_store
+
+    def _region(self) -> memoryview:
+        region: memoryview | None = getattr(CURRENT_CALL, "region", None)
+        if region is not None:
+            return region
+        caller = getattr(CURRENT_CALL, "caller", None)
+        base = size = 0
+        found = False
+        if caller is not None:
+            ext = ffi.wasmtime_extern_t()
+            if ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(ext)):
+                kind = int(ext.kind)
+                if kind == ffi.WASMTIME_EXTERN_MEMORY.value:
+                    context = ffi.wasmtime_caller_context(caller)
+                    memory = ctypes.byref(ext.of.memory)
+                    base = _address(ffi.wasmtime_memory_data(context, memory))
+                    size = int(ffi.wasmtime_memory_data_size(context, memory))
+                    found = True
+                elif kind == ffi.WASMTIME_EXTERN_SHAREDMEMORY.value:
+                    shared = ext.of.sharedmemory
+                    base = _address(ffi.wasmtime_sharedmemory_data(shared))
+                    size = int(ffi.wasmtime_sharedmemory_data_size(shared))
+                    found = True
+                ffi.wasmtime_extern_delete(ctypes.byref(ext))
+        if not found:
+            fallback = self._fallback
+            if isinstance(fallback, SharedLinearMemory):
+                base = fallback.base
+                size = int(ffi.wasmtime_sharedmemory_data_size(fallback.ptr))
+            elif fallback is not None:
+                base = _address(fallback.data_ptr(self._fallback_store))
+                size = int(fallback.data_len(self._fallback_store))
+            else:
+                raise MemoryMissing()
+        region = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B") if size else \
+            memoryview(b"")
+        CURRENT_CALL.region = region
+        return region
+
+    @property
+    def view(self) -> memoryview:
+        return self._region()
+
+    def check(self, ptr: int, length: int) -> None:
+        if ptr + length > len(self._region()):
+            raise GuestFault(f"{ptr:#x}+{length}")
+
+
+def _address(pointer: Any) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0

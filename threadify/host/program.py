@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from threadify.errors import ThreadifyError
 from threadify.host import DEFAULT_MAX_THREADS, loading, termination
 from threadify.host.linking import define, define_wasi
-from threadify.host.memory import SharedLinearMemory
+from threadify.host.memory import CallerMemory, SharedLinearMemory
 from threadify.host.sandbox import Preopen
 
 
@@ -51,31 +51,38 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     engine = loading.make_engine()
     compiled = loading.compile_module(engine, data, name)
     shape = loading.describe(compiled, name)
-    try:
-        memory = SharedLinearMemory(engine, shape.memory_type)
-    except Exception as exc:  # noqa: BLE001 - wasmtime's reason, one line
-        raise ThreadifyError(f"{name}: cannot create the shared memory: "
-                             f"{loading._first_line(str(exc))}") from None
-    wasi = Wasi(memory, [name, *args], list(env), preopens)
-
     linker = Linker(engine)
     scratch = Store(engine)
-    memory.define_in(linker, scratch._context(), shape.memory_module, shape.memory_name)
-    define_wasi(linker, wasi, shape.wasi_imports)
-    spawner = Spawner(engine, max_threads, shape.thread_start_ok)
+    memory = _link_memories(engine, linker, scratch, shape, name)
+    wasi = Wasi(memory, [name, *args], list(env), preopens)
+    if shape.wasi_memory:
+        define_wasi(linker, wasi, shape.wasi_imports)
+    else:
+        _define_wasi_without_memory(linker, shape.wasi_imports)
+    # WASIX numbers the main thread 1, so its spawned threads start at 2
+    spawner = Spawner(engine, max_threads, shape.thread_start_ok, shape.threaded,
+                      first_tid=2 if shape.wasix_imports else 1)
     if shape.imports_thread_spawn:
         def thread_spawn(raw: Any) -> int:
             raw[0].i32 = spawner.spawn(raw[0].i32)
             return 0
 
         define(linker, "wasi", "thread-spawn", "i", "i", thread_spawn)
+    if shape.wasix_imports:
+        from threadify.host.wasix import define_wasix
+
+        define_wasix(linker, shape.wasix_imports, wasi, memory, spawner)
     instance_pre = linker.instantiate_pre(compiled)
     spawner.use(instance_pre)
+    # a plain program's memories belong to the scratch store: the main instance lives there too
+    main_context = None if shape.threaded else scratch._context()
 
     def main_thread() -> None:
         try:
-            instance = Instance(engine.ptr(), instance_pre.ptr(), b"_start")
+            instance = Instance(engine.ptr(), instance_pre.ptr(), b"_start", main_context)
         except InstanceFailed as exc:
+            if exc.trapped:  # the module's start function trapped: a trap like any other
+                termination.end_run(termination.EXIT_TRAP, f"main thread trapped: {exc}")
             termination.end_run(termination.EXIT_HOST_ERROR, f"cannot instantiate {name}: {exc}")
         instance.call(None)
         termination.end_run(0)
@@ -88,3 +95,51 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     except KeyboardInterrupt:
         termination.end_run(termination.EXIT_INTERRUPTED, "interrupted")
     termination.end_run(termination.EXIT_HOST_ERROR, "host stopped waiting")
+
+
+def _link_memories(engine: Any, linker: Any, store: Any, shape: loading.ProgramShape,
+                   name: str) -> SharedLinearMemory:
+    """Create and link the memories the module imports; the memory WASI will use.
+
+    A threaded program's one shared memory is linked into every thread's instance and is what
+    WASI uses. A plain program runs in ``store`` alone: each imported memory is created there
+    (or as a shared memory, if declared so) and WASI uses the caller's ``memory`` export, as
+    wasmtime's WASI does, or else the one imported memory (:class:`CallerMemory`).
+    """
+    from wasmtime import Memory
+
+    created: list[Any] = []
+    for imp in shape.memories:
+        try:
+            if imp.type.is_shared:
+                shared = SharedLinearMemory(engine, imp.type)
+                shared.define_in(linker, store._context(), imp.module, imp.name)
+                created.append(shared)
+            else:
+                plain = Memory(store, imp.type)
+                linker.define(store, imp.module, imp.name, plain)
+                created.append(plain)
+        except Exception as exc:  # noqa: BLE001 - wasmtime's reason, one line
+            raise ThreadifyError(f"{name}: cannot create the memory {imp.module}.{imp.name}: "
+                                 f"{loading._first_line(str(exc))}") from None
+    if shape.threaded:
+        return created[0]  # type: ignore[no-any-return]
+    return CallerMemory(created[0] if len(created) == 1 else None, store)
+
+
+def _define_wasi_without_memory(linker: Any, imports: list[tuple[str, str]]) -> None:
+    """WASI for a module with no memory WASI could use: every call ends the run (exit 1).
+
+    wasmtime's WASI looks for the caller's ``memory`` export on every call, ``proc_exit``
+    included, and fails the run with "missing required memory export"; so does this host.
+    """
+    from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES
+
+    for module, wasi_name in dict.fromkeys(imports):
+        def handler(args: Any, wasi_name: str = wasi_name) -> int:
+            termination.end_run(termination.EXIT_HOST_ERROR,
+                                f"main thread: {wasi_name}: the module exports no memory, which "
+                                "WASI needs (missing required memory export)")
+
+        define(linker, module, wasi_name, WASI_MODULES[module][wasi_name],
+               "" if wasi_name in NO_RESULT else "i", handler)

@@ -12,12 +12,18 @@ as a negative return value. The instance then runs on a pooled OS thread: a fini
 and takes the next spawn, so sequential spawn+join pays no thread creation. TIDs come from a
 counter in [1, 2^29), skip TIDs still alive, and wrap; ``max_threads`` bounds how many spawned
 threads are alive at once (the main thread is not counted).
+
+The same machinery serves WASIX's ``thread_spawn_v2`` (:mod:`threadify.host.wasix`), which
+reports *why* a spawn failed as an errno: :meth:`Spawner.start` returns a :class:`Refusal`, and
+``thread-spawn`` turns every refusal into -1. A program that is not threaded (its memory is not
+one shared import, see :mod:`threadify.host.loading`) cannot spawn at all.
 """
 
 from __future__ import annotations
 
 import _thread
 import ctypes
+import enum
 import sys
 import threading
 from typing import Any
@@ -34,7 +40,25 @@ _THREAD_START = b"wasi_thread_start"
 
 
 class InstanceFailed(Exception):
-    """Instantiation failed; carries a one-line reason."""
+    """Instantiation failed; carries a one-line reason and whether the start function trapped."""
+
+    def __init__(self, reason: str, trapped: bool = False) -> None:
+        super().__init__(reason)
+        self.trapped = trapped
+
+
+class Refusal(enum.Enum):
+    """Why a spawn did not start a thread (``thread-spawn`` says -1 for all of them)."""
+
+    NO_THREAD_START = "the module exports no wasi_thread_start(i32, i32)"
+    NOT_SHARED = "the module's memory is not one shared, imported memory"
+    LIMIT = "--max-threads threads are alive"
+    FAILED = "instantiation or thread creation failed"
+
+
+#: The running thread's TID (unset on the main thread), for WASIX ``thread_id``; ``exiting`` is
+#: set by WASIX ``thread_exit`` just before it unwinds the thread with a trap.
+THREAD = threading.local()
 
 
 class Instance:
@@ -42,9 +66,15 @@ class Instance:
 
     __slots__ = ("store", "context", "func", "_extern")
 
-    def __init__(self, engine_ptr: Any, pre_ptr: Any, export: bytes) -> None:
-        self.store: Any = ffi.wasmtime_store_new(engine_ptr, None, _NULL_FINALIZER)
-        self.context = ffi.wasmtime_store_context(self.store)
+    def __init__(self, engine_ptr: Any, pre_ptr: Any, export: bytes,
+                 context: Any = None) -> None:
+        """Instantiate in a new store, or in the store of ``context`` (then not owned here)."""
+        if context is None:
+            self.store: Any = ffi.wasmtime_store_new(engine_ptr, None, _NULL_FINALIZER)
+            self.context = ffi.wasmtime_store_context(self.store)
+        else:
+            self.store = None
+            self.context = context
         instance = ffi.wasmtime_instance_t()
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
         error = ffi.wasmtime_instance_pre_instantiate(pre_ptr, self.context,
@@ -53,7 +83,7 @@ class Instance:
             reason = (termination.describe_error(error) if error
                       else termination.describe_trap(trap))
             self.close()
-            raise InstanceFailed(reason)
+            raise InstanceFailed(reason, trapped=bool(trap))
         self._extern = ffi.wasmtime_extern_t()
         found = ffi.wasmtime_instance_export_get(self.context, ctypes.byref(instance), export,
                                                  len(export), ctypes.byref(self._extern))
@@ -71,6 +101,9 @@ class Instance:
         error = ffi.wasmtime_func_call_unchecked(self.context, ctypes.byref(self.func), values,
                                                  len(values), ctypes.byref(trap))
         if error or trap:
+            if getattr(THREAD, "exiting", False):
+                THREAD.exiting = False  # WASIX thread_exit: the thread ends, nothing else
+                return
             termination.trapped(tid, trap if trap else None, error if error else None)
 
     def close(self) -> None:
@@ -89,28 +122,31 @@ class _Worker:
 
 
 class Spawner:
-    """Implements ``thread-spawn`` for one program."""
+    """Implements ``thread-spawn`` (and WASIX ``thread_spawn_v2``) for one program."""
 
-    def __init__(self, engine: Any, max_threads: int, thread_start_ok: bool) -> None:
+    def __init__(self, engine: Any, max_threads: int, thread_start_ok: bool,
+                 threaded: bool = True, first_tid: int = 1) -> None:
         self.engine_ptr = engine.ptr()
         self.pre_ptr: Any = None
         self._keep: tuple[Any, ...] = (engine,)
         self.max_threads = max_threads
         self.thread_start_ok = thread_start_ok
+        self.threaded = threaded
         self.lock = threading.Lock()
-        self.live: set[int] = set()
-        self.next_tid = 1
+        #: live TID -> a lock held while that thread runs (WASIX ``thread_join`` waits on it)
+        self.live: dict[int, Any] = {}
+        self.next_tid = first_tid
         self.idle: list[_Worker] = []
+        self._explained = False
 
-    def _explain_once(self) -> None:
+    def _explain_once(self, refusal: Refusal) -> None:
         """Say (once) why every spawn fails: the module was not made thread-ready."""
-        if getattr(self, "_explained", False):
+        if self._explained:
             return
         self._explained = True
         try:
-            sys.stderr.write("threadify run: thread-spawn failed: the module exports no "
-                             "wasi_thread_start(i32, i32); run `threadify in.wasm -o out.wasm` "
-                             "first\n")
+            sys.stderr.write(f"threadify run: cannot spawn threads: {refusal.value}; run "
+                             "`threadify in.wasm -o out.wasm` first to make it thread-ready\n")
             sys.stderr.flush()
         except Exception:  # a host function must never raise into wasmtime
             pass
@@ -129,19 +165,29 @@ class Spawner:
 
     def spawn(self, start_arg: int) -> int:
         """The host side of ``thread-spawn``; never raises, negative on failure."""
+        result = self.start(start_arg)
+        return SPAWN_FAILED if isinstance(result, Refusal) else result
+
+    def start(self, start_arg: int) -> int | Refusal:
+        """Start ``wasi_thread_start(tid, start_arg)`` in a new thread; its TID, or why not."""
         if not self.thread_start_ok:
-            self._explain_once()
-            return SPAWN_FAILED
+            self._explain_once(Refusal.NO_THREAD_START)
+            return Refusal.NO_THREAD_START
+        if not self.threaded:
+            self._explain_once(Refusal.NOT_SHARED)
+            return Refusal.NOT_SHARED
+        running = _thread.allocate_lock()
+        running.acquire()
         with self.lock:
             if len(self.live) >= self.max_threads:
-                return SPAWN_FAILED
+                return Refusal.LIMIT
             tid = self._allocate_tid()
-            self.live.add(tid)
+            self.live[tid] = running
         try:
             instance = Instance(self.engine_ptr, self.pre_ptr, _THREAD_START)
         except InstanceFailed:
             self._finished(tid)
-            return SPAWN_FAILED
+            return Refusal.FAILED
         job = (tid, start_arg, instance)
         try:
             worker = self.idle.pop()
@@ -151,20 +197,31 @@ class Spawner:
             except RuntimeError:  # the OS refused another thread
                 instance.close()
                 self._finished(tid)
-                return SPAWN_FAILED
+                return Refusal.FAILED
             return tid
         worker.job = job
         worker.wake.release()
         return tid
 
+    def join(self, tid: int) -> None:
+        """Wait until thread ``tid`` has ended (at once when no such thread is alive)."""
+        with self.lock:
+            running = self.live.get(tid)
+        if running is not None:
+            running.acquire()
+            running.release()
+
     def _finished(self, tid: int) -> None:
         with self.lock:
-            self.live.discard(tid)
+            running = self.live.pop(tid, None)
+        if running is not None:
+            running.release()
 
     def _worker_main(self, job: tuple[int, int, Instance]) -> None:
         worker = _Worker()
         while True:
             tid, start_arg, instance = job
+            THREAD.tid = tid
             instance.call(tid, tid, start_arg)
             instance.close()
             self._finished(tid)
