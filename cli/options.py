@@ -7,11 +7,10 @@ text and how to read the value. :mod:`threadify_cli.parsing` reads these tables 
 lines and to write ``--help``; nothing else lists options, so the parser, the help and the
 hints that name a flag cannot disagree.
 
-These classes are built at every start-up, so they skip generated comparisons (``eq=False``):
-every generated method costs start-up time, and nothing compares them.
+These classes are built at every start-up, so they skip the generated ``__eq__`` and
+``__repr__`` (nothing compares or prints them, and each generated method costs start-up time),
+and annotations are evaluated eagerly (dataclasses read string annotations more slowly).
 """
-
-from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 Kind = Literal["text", "size", "count", "flag", "list"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Spec:
     """How one field of a command's arguments appears on the command line."""
 
@@ -65,7 +64,7 @@ def argument(metavar: str, help: str, *, rest: bool = False) -> Any:
     return field(metadata={"cli": spec})
 
 
-def spec_of(cls: type[DataclassInstance], name: str) -> Spec:
+def spec_of(cls: "type[DataclassInstance]", name: str) -> Spec:
     """The :class:`Spec` of field ``name`` of the arguments class ``cls``."""
     for item in fields(cls):
         if item.name == name:
@@ -74,7 +73,7 @@ def spec_of(cls: type[DataclassInstance], name: str) -> Spec:
     raise KeyError(f"{cls.__name__} has no option {name!r}")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class TransformArgs:
     """``threadify INPUT -o OUTPUT [options]``.
 
@@ -113,7 +112,7 @@ class TransformArgs:
         "Print a JSON report of what changed (to stderr when -o -)."))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class InspectArgs:
     """``threadify inspect INPUT [--json]``."""
 
@@ -121,7 +120,7 @@ class InspectArgs:
     json: bool = option("--json", kind="flag", default=False, help="Machine-readable output.")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class RunArgs:
     """``threadify run MODULE [options] [-- ARGS...]``."""
 
@@ -140,7 +139,7 @@ class RunArgs:
 A = TypeVar("A", bound="DataclassInstance")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Command(Generic[A]):
     """A command: its arguments table and the words around it in ``--help``."""
 
