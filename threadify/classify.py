@@ -22,7 +22,7 @@ from threadify import abi
 from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.linker import LinkerSymbols, find_symbols
 from threadify.toolchains import ADVICE, foreign_producer, wasm_bindgen_evidence
-from threadify.wasm import I32, ExternKind, MemoryType, Module, TargetFeatures
+from threadify.wasm import FUNCREF, I32, ExternKind, MemoryType, Module, TargetFeatures
 
 
 class Verdict(str, Enum):
@@ -258,7 +258,7 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     if tables:
         first = tables[0]
         elem = getattr(first, "elem", None)
-        if elem not in (0x70,):
+        if elem != FUNCREF:
             return result.reject("table 0 is not a funcref table",
                                  "link with wasm-ld (table 0 is __indirect_function_table)")
         if getattr(first, "table64", False):
