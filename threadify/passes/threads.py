@@ -34,10 +34,12 @@ from threadify.wasm import (
     FuncType,
     Global,
     GlobalType,
+    Instr,
     Module,
     TableType,
     ValType,
 )
+from threadify.wasm.instructions import encode_instructions
 from threadify.wasm.opcodes import BY_NAME
 from threadify.wasm.writer import sleb, uleb
 
@@ -46,7 +48,8 @@ TABLE = 0  #: the function table C/Rust function pointers index
 GROW_FAILED = -1  #: what ``memory.grow`` returns when memory cannot grow
 NOTIFY_ALL = -1  #: ``memory.atomic.notify`` count: every waiter (u32 max)
 FOREVER = -1  #: ``memory.atomic.wait32`` timeout: none
-I32_ZERO_INIT = b"\x41\x00\x0b"  # the constant expression ``i32.const 0; end``
+#: The constant expression ``i32.const 0; end``: the initial value of threadify's globals.
+I32_ZERO_INIT = encode_instructions([Instr("i32.const", (0,)), Instr("end")])
 
 
 @dataclass(frozen=True)
@@ -419,6 +422,7 @@ _MEMORY_INIT = BY_NAME["memory.init"][0]
 _DATA_DROP = BY_NAME["data.drop"][0]
 _ZERO = _I32_CONST + sleb(0)
 _IN_MEMORY = uleb(MEMORY)
+_END = BY_NAME["end"][0]
 
 
 def _segment_writes(segments: Sequence[SegmentInit]) -> bytes:
@@ -435,7 +439,7 @@ def _segment_writes(segments: Sequence[SegmentInit]) -> bytes:
     """
     out = bytearray()
     for seg in segments:
-        assert seg.offset[-1:] == b"\x0b"  # the `end` of the constant expression
+        assert seg.offset[-1:] == _END  # the constant expression's `end`, left out
         out += seg.offset[:-1]
         out += _ZERO
         out += _I32_CONST + sleb(seg.length)
