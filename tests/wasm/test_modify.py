@@ -219,6 +219,32 @@ def test_builder_and_instr_helpers() -> None:
         FunctionBuilder([]).emit("block").finish()
 
 
+def test_builder_if_else_blocks() -> None:
+    """``with b.if_(): ...`` then ``with b.else_(): ...`` give ``if ... else ... end``; an
+    ``else_()`` that does not follow an ``if_()`` block is refused."""
+    b = FunctionBuilder([I32], [I32])
+    b.emit("local.get", 0)
+    with b.if_(I32):
+        b.i32_const(0xFFFF_FFFF)  # an address >= 2**31 is written as its signed value
+    with b.else_():
+        b.i32_const(7)
+    ops = b.finish().instructions()
+    assert [i.op for i in ops] == ["local.get", "if", "i32.const", "else", "i32.const", "end",
+                                   "end"]
+    assert ops[2].imm == (-1,)
+    lone = FunctionBuilder([])
+    with lone.block():
+        pass
+    with pytest.raises(ValueError, match="else_"), lone.else_():
+        pass
+    after_other = FunctionBuilder([I32])
+    with after_other.if_():
+        pass
+    after_other.emit("nop")
+    with pytest.raises(ValueError, match="else_"), after_other.else_():
+        pass
+
+
 def test_list_assignment_and_hashable_items() -> None:
     data = (DATA / "tls_atomics.defined.wasm").read_bytes()
     m = Module.decode(data)
