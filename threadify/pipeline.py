@@ -10,18 +10,20 @@ recognise its shape when the name section is missing).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
-from threadify.passes import stack_check
 from threadify.passes.memory import share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
 from threadify.validation import VALIDATE_AUTO_LIMIT, BackgroundValidation
 from threadify.wasm import ExternKind, GlobalType, Module
+
+if TYPE_CHECKING:
+    from threadify.passes import stack_check
 
 MAX_WASM32_BYTES = 1 << 32
 
@@ -168,6 +170,9 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
 
     stack: stack_check.StackRange | None = None
     if options.stack_check:  # read the layout before segments are made passive
+        # imported only when asked for: every other transform would pay for its import
+        from threadify.passes import stack_check
+
         stack = stack_check.main_stack(module, syms)
         if stack is None:
             raise UnsupportedModuleError(
