@@ -77,13 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-is", action="store_true",
                         help="time the environment's threadify script as installed (see "
                              "bench/transform.py)")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="another checkout timed in the same rounds (bench/transform.py)")
     parser.add_argument("names", nargs="*", help="corpus entries for the transform table")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# threadify benchmarks (load average at start: {load:.2f})\n")
     print(f"## transform: threadify vs wasm-tools strip, best of {args.runs}, whole processes\n")
     sys.stdout.flush()
-    print(transform.table(transform.measure(args.names or None, args.runs, args.as_is)))
+    print(transform.table(transform.measure(args.names or None, args.runs, args.as_is,
+                                                args.before)))
     if not args.skip_host:
         for name in HOST_SCRIPTS:
             run_host(name)

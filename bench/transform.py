@@ -107,9 +107,9 @@ if __name__ == '__main__':
 """
 
 
-def regular_install(folder: Path) -> str:
-    """Lay out a regular install of this checkout in a new venv under ``folder``; returns its
-    ``threadify`` console script.
+def regular_install(folder: Path, root: Path = ROOT) -> str:
+    """Lay out a regular install of the checkout ``root`` (default: this one) in a new venv
+    under ``folder``; returns its ``threadify`` console script.
 
     The venv gets the running environment's site-packages on its path through a ``.pth`` line
     (so wasmtime and the rest are there) — a path line only, so that environment's own
@@ -123,7 +123,7 @@ def regular_install(folder: Path) -> str:
                                capture_output=True, text=True).stdout.strip())
     outer = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
     (site / "outer-environment.pth").write_text("".join(f"{p}\n" for p in sorted(outer)))
-    for package, source in (("threadify", ROOT / "threadify"), ("threadify_cli", ROOT / "cli")):
+    for package, source in (("threadify", root / "threadify"), ("threadify_cli", root / "cli")):
         shutil.copytree(source, site / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         compileall.compile_dir(str(site / package), quiet=1)
@@ -146,17 +146,20 @@ def wall(cmd: list[str]) -> tuple[float, float]:
     return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def measure(names: list[str] | None = None, runs: int = 5, as_is: bool = False) -> list[Row]:
-    """Time every corpus module (or the named ones); see the module docstring."""
+def measure(names: list[str] | None = None, runs: int = 5, as_is: bool = False,
+            before: Path | None = None) -> list[Row]:
+    """Time every corpus module (or the named ones); see the module docstring. ``before`` is
+    another checkout of the project (``git worktree add DIR REV``), timed in the same rounds."""
     threadify, script, binary = tools()
     with tempfile.TemporaryDirectory() as venv:
         if not as_is:
-            threadify = regular_install(Path(venv))
-        return _measure(threadify, script, binary, names, runs)
+            threadify = regular_install(Path(venv) / "now")
+        earlier = None if before is None else regular_install(Path(venv) / "before", before)
+        return _measure(threadify, script, binary, names, runs, earlier)
 
 
 def _measure(threadify: str, script: str, binary: str, names: list[str] | None,
-             runs: int) -> list[Row]:
+             runs: int, before: str | None) -> list[Row]:
     rows = []
     for entry, path in corpus.modules(names):
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +170,8 @@ def _measure(threadify: str, script: str, binary: str, names: list[str] | None,
                 "strip": [binary, *strip],
                 "script": [script, *strip],
             }
+            if before is not None:
+                cmds["before"] = [before, str(path), "-o", str(out_t), "-q", *entry.flags]
             for cmd in cmds.values():  # warm the page cache and the byte-code cache
                 wall(cmd)
             best = {name: math.inf for name in cmds}
@@ -188,18 +193,30 @@ def geometric_mean(values: list[float]) -> float:
 
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table, with geometric means and the must's verdict."""
-    lines = ["| module | MB | threadify | strip (executable) | ratio | strip (console script) "
-             "| ratio | CPU ratio (executable) | output valid |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    before = all("before" in r.wall for r in rows) and bool(rows)
+    head = ("| module | MB | threadify | strip (executable) | ratio | strip (console script) "
+            "| ratio ")
+    rule = "|---|---|---|---|---|---|---|"
+    if before:
+        head += "| before | ratio (executable) | ratio (console script) "
+        rule += "---|---|---|"
+    lines = [head + "| CPU ratio (executable) | output valid |", rule + "---|---|"]
     for r in rows:
-        lines.append(
-            f"| {r.name} | {r.megabytes:.1f} | {r.wall['threadify']:.3f} s "
-            f"| {r.wall['strip']:.3f} s | **{r.ratio:.2f}×** | {r.wall['script']:.3f} s "
-            f"| **{r.script_ratio:.2f}×** | {r.cpu['threadify'] / r.cpu['strip']:.2f}× "
-            f"| {'yes' if r.valid else 'NO'} |")
+        line = (f"| {r.name} | {r.megabytes:.1f} | {r.wall['threadify']:.3f} s "
+                f"| {r.wall['strip']:.3f} s | **{r.ratio:.2f}×** | {r.wall['script']:.3f} s "
+                f"| **{r.script_ratio:.2f}×** ")
+        if before:
+            line += (f"| {r.wall['before']:.3f} s | {r.wall['before'] / r.wall['strip']:.2f}× "
+                     f"| {r.wall['before'] / r.wall['script']:.2f}× ")
+        lines.append(line + f"| {r.cpu['threadify'] / r.cpu['strip']:.2f}× "
+                            f"| {'yes' if r.valid else 'NO'} |")
     lines.append("")
-    for label, ratios in (("executable", [r.ratio for r in rows]),
-                          ("console script", [r.script_ratio for r in rows])):
+    series = [("executable", "threadify", "strip"), ("console script", "threadify", "script")]
+    if before:
+        series += [("executable, before", "before", "strip"),
+                   ("console script, before", "before", "script")]
+    for label, tool, reference in series:
+        ratios = [r.wall[tool] / r.wall[reference] for r in rows]
         over = [r.name for r, v in zip(rows, ratios, strict=True) if v > MUST_RATIO]
         lines.append(f"against strip ({label}): geometric mean {geometric_mean(ratios):.2f}×, "
                      f"worst {max(ratios, default=math.nan):.2f}×; above {MUST_RATIO:.1f}×: "
@@ -212,9 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--as-is", action="store_true",
                         help="time the running environment's console script as installed")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also time this other checkout of the project in the same rounds "
+                             "(e.g. made with: git worktree add /tmp/before REV)")
     parser.add_argument("names", nargs="*", help="corpus entries (default: all)")
     args = parser.parse_args(argv)
-    print(table(measure(args.names or None, args.runs, args.as_is)))
+    print(table(measure(args.names or None, args.runs, args.as_is, args.before)))
     return 0
 
 
