@@ -141,6 +141,8 @@ def _assert_overflow_trap(result: subprocess.CompletedProcess[str], who: str,
 CASES = [  # (where, mode, frame that overflows)
     ("0", "0", "recurse"),
     ("0", "1", "sparse"),
+    ("1", "0", "recurse"),
+    ("1", "1", "sparse"),
 ]
 
 
@@ -303,3 +305,78 @@ def test_checked_function_matches_golden() -> None:
     if REGEN:
         path.write_text(actual)
     assert path.read_text() == actual
+
+
+# -- inspect and --verify ----------------------------------------------------------------------
+
+
+def test_inspect_reports_stack_checks() -> None:
+    data = _fixture("shared-datafirst")
+    assert threadify.inspect(checked("shared-datafirst")).stack_checks
+    plain = threadify.inspect(threadify.transform(data))
+    assert not plain.stack_checks and plain.as_dict()["stack_checks"] is False
+    assert not threadify.inspect(data).stack_checks
+    assert "stack checks: yes" in threadify.inspect(checked("shared-datafirst")).text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["shared-stackfirst", "nonshared-datafirst"])
+def test_verify_proves_an_overflow_traps(layout: str) -> None:
+    from threadify.verify import verify
+
+    report = verify(checked(layout))
+    assert report.runtime_checked
+    text = "\n".join(report.checks)
+    assert "every stack-pointer write of the program is checked" in text
+    assert "stack overflow traps in threadify_stack_overflow" in text
+
+
+def _sabotaged(layout: str, function: str, old: bytes, new: bytes) -> bytes:
+    module = Module.decode(checked(layout))
+    local = _function_index(module, function) - module.num_imported(ExternKind.FUNC)
+    raw = module.code[local].raw
+    assert old in raw
+    module.code[local] = FunctionBody(raw.replace(old, new, 1))
+    return module.encode()
+
+
+def test_verify_fails_when_a_check_is_missing() -> None:
+    from threadify.verify import VerificationError, verify
+
+    module = Module.decode(checked("shared-stackfirst"))
+    sp = find_symbols(module).stack_pointer
+    assert sp is not None
+    sequence = stack_check.check_sequence(sp.index, _limits(module),
+                                          _function_index(module, OVERFLOW))
+    with pytest.raises(VerificationError, match="without the stack-limit check"):
+        verify(_sabotaged("shared-stackfirst", "sparse", sequence, b""))
+
+
+@pytest.mark.slow
+def test_verify_fails_when_threads_keep_the_main_limits() -> None:
+    # wasi_thread_start no longer sets the low limit (its global.set becomes drop + nop): the
+    # threads keep the main thread's, which verify must notice.
+    from threadify.verify import VerificationError, verify
+
+    module = Module.decode(checked("shared-stackfirst"))
+    low = _limits(module).low
+    assert low < 128  # a one-byte LEB, so the replacement keeps the length
+    with pytest.raises(VerificationError, match="thread 1: stack limits are"):
+        verify(_sabotaged("shared-stackfirst", "wasi_thread_start", bytes((0x24, low)),
+                          b"\x1a\x01"))
+
+
+# -- programs that do not overflow are unaffected -------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", [
+    "c/wasm/stack.shared-import.wasm", "c/wasm/stack.nonshared-datafirst.wasm",
+    "c/wasm/churn.shared-import-datafirst.wasm", "c/wasm/tls.nonshared-stripped.wasm",
+    "cxx/threads.shared-import.wasm", "rust/threads_no_core.wasm",
+])
+def test_fixture_programs_still_pass_with_checks(tmp_path: Path, fixture: str) -> None:
+    output = threadify.transform((FIXTURES / fixture).read_bytes(), stack_check=True)
+    result = run_cli([str(_write(tmp_path, "out.wasm", output))])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].endswith("ok"), result.stdout

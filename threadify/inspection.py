@@ -110,6 +110,8 @@ class Report:
     threadify: ThreadifySection | None = None
     #: Names of the custom sections, in order.
     sections: list[str] = field(default_factory=list)
+    #: Whether threadify added stack-limit checks (``--stack-check``, docs/stack-check.md).
+    stack_checks: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -134,6 +136,7 @@ class Report:
             "atomics": self.atomics,
             "threadify": None if self.threadify is None else self.threadify.as_dict(),
             "sections": list(self.sections),
+            "stack_checks": self.stack_checks,
         }
 
     def text(self, name: Renderer = Suggestion.as_keyword) -> str:
@@ -163,7 +166,8 @@ class Report:
                          f"({self.tls.align_how}), template {self.tls.template_len} bytes")
         if self.threadify is not None:
             lines.append(f"threadify: processed by threadify {self.threadify.version}, "
-                         f"ABI {self.threadify.abi}")
+                         f"ABI {self.threadify.abi}, stack checks: "
+                         f"{'yes' if self.stack_checks else 'no'}")
         return "\n".join(lines)
 
 
@@ -200,5 +204,6 @@ def inspect(data: bytes) -> Report:
     payload = module.get_custom("threadify")
     if payload is not None:
         report.threadify = ThreadifySection.read(payload)
+        report.stack_checks = isinstance(report.threadify.record.get("stack_check"), dict)
     report.sections = [name for name, _ in module.custom_sections()]
     return report

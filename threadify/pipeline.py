@@ -215,6 +215,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         segments=tuple(writes),
         start_once=analysis.start_once,
         start_every_instance=analysis.start_every_instance,
+        stack_limits=None if limits is None else (limits.low, limits.high),
     )
     injected = inject_runtime(module, plan)
     changes.append("injected wasi_thread_start, threadify_thread_destroy and the thread "
@@ -225,7 +226,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         injected.globals[stack_check.STACK_LOW] = limits.low
         injected.globals[stack_check.STACK_HIGH] = limits.high
         done = stack_check.insert_checks(module, syms.stack_pointer.index, limits,
-                                         injected.functions["threadify_stack_overflow"],
+                                         injected.functions[stack_check.OVERFLOW],
                                          program_functions)
         changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
                        f"{done.functions} function(s)")

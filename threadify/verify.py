@@ -21,6 +21,15 @@ Checked: distinct, non-overlapping blocks beyond the module's data and the main 
 pointer at the top of the block's stack; TLS base where the layout says and equal to the
 template; data written exactly once; blocks reused, none created in the second wave.
 
+With ``--stack-check`` (docs/stack-check.md) verify also proves that an overflow traps:
+
+7. statically, every ``global.set`` of the stack pointer in the program's functions is followed
+   by exactly the check sequence (every body that holds the bytes of such a write is decoded);
+8. dynamically, a probe function in the twin moves the stack pointer and then runs that same
+   sequence: on a fresh instance (the main thread's limits, from lld's layout) and inside every
+   thread of the first wave (limits = its own block's stack, as ``wasi_thread_start`` set them),
+   the lowest allowed value passes and one 16 bytes lower traps in ``threadify_stack_overflow``.
+
 To observe a thread from inside, verify runs a *probe twin* of the output: the same module plus
 exports of the stack-pointer, TLS-base and block globals and one extra function-table slot for
 the probe. The injected code, the start functions it calls and the memory layout are those of
@@ -38,13 +47,18 @@ from typing import Any
 
 from threadify import abi
 from threadify.errors import ThreadifyError
+from threadify.passes import stack_check
 from threadify.passes.metadata import read_section
-from threadify.wasm import Export, ExternKind, Module, TableType
+from threadify.wasm import I32, Export, ExternKind, FunctionBody, FuncType, Module, TableType
+from threadify.wasm.writer import uleb
 
 PROBE_SP = "threadify_probe_stack_pointer"
 PROBE_TLS = "threadify_probe_tls_base"
 PROBE_BLOCK = "threadify_probe_block"
 PROBE_TABLE = "threadify_probe_table"
+PROBE_LOW = "threadify_probe_stack_low"
+PROBE_HIGH = "threadify_probe_stack_high"
+PROBE_MOVE = "threadify_probe_move_stack"
 #: Start structs are written into the control block's page, past the control fields.
 SCRATCH_OFFSET = 4096
 
@@ -61,6 +75,7 @@ class ThreadObservation:
     tls_base: int | None = None
     tls_ok: bool = True
     error: str | None = None
+    stack_probe: str | None = None  #: what the --stack-check probe found wrong
 
 
 @dataclass
@@ -136,7 +151,64 @@ def _probe_twin(module: Module, record: dict[str, Any]) -> tuple[bytes, int]:
                                  table.table64, table.init)
     module.add_export(Export(PROBE_TABLE, ExternKind.TABLE, 0))
     _stub_unreachable_code(module, record)
+    checks = record.get("stack_check")
+    if isinstance(checks, dict):
+        _add_stack_probe(module, record)
     return module.encode(), slot
+
+
+def _stack_sequence(record: dict[str, Any]) -> bytes:
+    """The check sequence ``--stack-check`` puts after every stack-pointer write."""
+    globals_ = record["globals"]
+    limits = stack_check.LimitGlobals(int(globals_[stack_check.STACK_LOW]),
+                                      int(globals_[stack_check.STACK_HIGH]))
+    return stack_check.check_sequence(int(record["stack_pointer"]), limits,
+                                      int(record["functions"][stack_check.OVERFLOW]))
+
+
+def check_stack_writes(module: Module, record: dict[str, Any]) -> int:
+    """Every ``global.set $__stack_pointer`` of the program's functions is followed by the check
+    sequence; returns how many there are. Threadify's own functions are exempt (they set the
+    stack pointer of a new thread). Only bodies that hold the bytes of such a write can contain
+    one, and those are decoded completely."""
+    sp = int(record["stack_pointer"])
+    sequence = _stack_sequence(record)
+    own = {int(i) for i in record["functions"].values()}
+    first = module.num_imported(ExternKind.FUNC)
+    checked = 0
+    for local, body in enumerate(module.code):
+        if local + first in own or not stack_check.may_write(body.raw, sp):
+            continue
+        for end in stack_check.sp_write_ends(body, sp):
+            if body.raw[end:end + len(sequence)] != sequence:
+                raise VerificationError(
+                    f"verify failed: function {local + first} writes the stack pointer without "
+                    "the stack-limit check")
+            checked += 1
+    expected = record["stack_check"].get("checks")
+    if checked != expected:
+        raise VerificationError(f"verify failed: {checked} checked stack-pointer writes, the "
+                                f"transform recorded {expected}")
+    return checked
+
+
+def _add_stack_probe(module: Module, record: dict[str, Any]) -> None:
+    """``threadify_probe_move_stack(n)``: ``$sp -= n``, then the output's check sequence, then
+    ``$sp += n``; plus exports of the limit globals."""
+    sp = int(record["stack_pointer"])
+    body = b"".join([
+        b"\x00",  # no locals
+        b"\x23", uleb(sp), b"\x20\x00", b"\x6b", b"\x24", uleb(sp),  # sp := sp - n
+        _stack_sequence(record),
+        b"\x23", uleb(sp), b"\x20\x00", b"\x6a", b"\x24", uleb(sp),  # sp := sp + n
+        b"\x0b",
+    ])
+    index = module.add_function(module.add_type(FuncType((I32,), ())), FunctionBody(body))
+    module.add_export(Export(PROBE_MOVE, ExternKind.FUNC, index))
+    module.add_export(Export(PROBE_LOW, ExternKind.GLOBAL,
+                             int(record["globals"][stack_check.STACK_LOW])))
+    module.add_export(Export(PROBE_HIGH, ExternKind.GLOBAL,
+                             int(record["globals"][stack_check.STACK_HIGH])))
 
 
 #: A body valid for any function type: no locals, ``unreachable``, ``end``.
@@ -206,6 +278,9 @@ def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyR
         return report
     record = read_section(payload)
     _check_room(module, record, threads)
+    if isinstance(record.get("stack_check"), dict):
+        count = check_stack_writes(module, record)
+        report.checks.append(f"every stack-pointer write of the program is checked ({count})")
     twin, slot = _probe_twin(module, record)
     _Run(engine, twin, slot, record, threads, timeout, report).run()
     report.runtime_checked = True
@@ -343,6 +418,25 @@ class _Run:
         self.report.checks.append("destroy is a no-op on the main instance")
         self.report.threads_per_wave = self.threads
         self.report.blocks = blocks1
+        if isinstance(self.record.get("stack_check"), dict):
+            self._main_stack_probe()
+            for obs in first:
+                if obs.stack_probe is not None:
+                    self.fail(f"thread {obs.tid}: {obs.stack_probe}")
+            self.report.checks.append(
+                "stack overflow traps in threadify_stack_overflow on the main thread's limits "
+                f"and in each of {len(first)} threads (its own block's stack), one step past "
+                "the lowest allowed stack pointer; the lowest allowed passes")
+
+    def _main_stack_probe(self) -> None:
+        """A fresh instance carries the main thread's limits; the probe must pass at the lowest
+        allowed stack pointer and trap one step below it."""
+        store = self.wasmtime.Store(self.engine)
+        instance = self._instantiate(store)
+        low, high = (int(x) for x in self.record["stack_check"]["main_stack"])
+        problem = _stack_probe(self.wasmtime, store, instance.exports(store), low, high)
+        if problem is not None:
+            self.fail(f"main thread: {problem}")
 
     def _check_wave(self, wave: list[ThreadObservation], control: int, size: int) -> None:
         for obs in wave:
@@ -383,6 +477,7 @@ class _Run:
         template = self.template
         tls_size = len(template)
         mem = self.memory
+        stack_probe = first_tid == 1 and isinstance(self.record.get("stack_check"), dict)
 
         def probe(caller: Any, arg: int) -> None:
             obs = observations[arg]
@@ -394,6 +489,12 @@ class _Run:
                     obs.tls_base = tls.value(caller) & 0xFFFFFFFF
                     if tls_size:
                         obs.tls_ok = mem.read(obs.tls_base, tls_size) == template
+                if stack_probe:
+                    exports = {name: caller.get(name) for name in
+                               (PROBE_SP, PROBE_LOW, PROBE_HIGH, PROBE_MOVE)}
+                    obs.stack_probe = _stack_probe(
+                        wasmtime, caller, exports, obs.block + abi.BLOCK_HEADER,
+                        obs.block + int(self.record["stack_top"]))
                 barrier.wait(self.timeout)
                 if obs.tls_base is not None and tls_size:
                     mem.write(obs.tls_base, b"\xee" * tls_size)  # dirty it for the reuse wave
@@ -431,6 +532,37 @@ class _Run:
                 self.fail(f"a thread did not finish within {self.timeout:.0f} s (deadlock in "
                           "thread start-up or release?)")
         return observations
+
+
+def _stack_probe(wasmtime: Any, store: Any, exports: Any, low: int, high: int) -> str | None:
+    """Check one instance's stack limits and the check sequence; ``None`` when all is well.
+
+    The limit globals must be ``[low, high)``; moving the stack pointer to the lowest allowed
+    value (``low`` plus the red zone) must pass, 16 bytes lower must trap in
+    ``threadify_stack_overflow``. The stack pointer is restored after the trap (the check runs
+    right after the write it checks)."""
+    sp_global, move = exports[PROBE_SP], exports[PROBE_MOVE]
+    got = (exports[PROBE_LOW].value(store) & 0xFFFFFFFF,
+           exports[PROBE_HIGH].value(store) & 0xFFFFFFFF)
+    if got != (low, high):
+        return (f"stack limits are [{got[0]:#x}, {got[1]:#x}), expected [{low:#x}, "
+                f"{high:#x})")
+    sp = sp_global.value(store) & 0xFFFFFFFF
+    allowed = low + stack_check.RED_ZONE
+    try:
+        move(store, sp - allowed)
+    except wasmtime.Trap as trap:
+        sp_global.set_value(store, wasmtime.Val.i32(sp - (1 << 32) if sp >= 1 << 31 else sp))
+        return f"a stack pointer at the lowest allowed value trapped: {_first_line(trap)}"
+    try:
+        move(store, sp - allowed + 16)
+    except wasmtime.Trap as trap:
+        sp_global.set_value(store, wasmtime.Val.i32(sp - (1 << 32) if sp >= 1 << 31 else sp))
+        frames = [frame.func_name for frame in trap.frames[:1]]
+        if frames != [stack_check.OVERFLOW]:
+            return f"an overflow trapped elsewhere: {_first_line(trap)}"
+        return None
+    return "a stack pointer below the stack's limit did not trap"
 
 
 def _placeholder(store: Any, extern_type: Any) -> Any:

@@ -48,6 +48,7 @@ from threadify.wasm.writer import sleb, uleb
 #: zone); the low limit keeps them inside the stack.
 RED_ZONE = 128
 
+OVERFLOW = "threadify_stack_overflow"
 STACK_LOW = "threadify_stack_low"
 STACK_HIGH = "threadify_stack_high"
 
@@ -184,6 +185,12 @@ def _encodings(index: int) -> list[bytes]:
     return out
 
 
+def may_write(raw: bytes, stack_pointer: int) -> bool:
+    """Whether ``raw`` holds the bytes of a ``global.set`` of the stack pointer (in any of its
+    LEB128 widths); a body without them cannot write it."""
+    return any(needle in raw for needle in _encodings(stack_pointer))
+
+
 def sp_write_ends(body: FunctionBody, stack_pointer: int) -> list[int]:
     """Offsets in ``body.raw`` right after each ``global.set $stack_pointer`` (decodes the
     whole body: raises :class:`~threadify.errors.WasmDecodeError` if it is malformed)."""
@@ -214,13 +221,12 @@ def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, over
     """Insert the check after every stack-pointer write in the first ``count`` function
     bodies (the program's own; threadify's injected functions come after them)."""
     sequence = check_sequence(stack_pointer, limits, overflow)
-    needles = _encodings(stack_pointer)
     code = module.code
     checks = functions = 0
     for i in range(count):
         body = code[i]
         raw = body.raw
-        if not any(n in raw for n in needles):
+        if not may_write(raw, stack_pointer):
             continue
         ends = sp_write_ends(body, stack_pointer)
         if not ends:
