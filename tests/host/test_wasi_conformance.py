@@ -83,13 +83,15 @@ def test_program_runs_as_on_wasmtime_46(name: str, tmp_path: Path) -> None:
     assert (ours.code, ours.stdout) == (0, _expected(name, reference.stdout))
 
 
-def test_the_checks_cover_every_preview1_function() -> None:
-    """Every function of the preview1 table is called by some program (so none is untested)."""
-    from threadify.host.wasi import SIGNATURES
+def test_the_checks_cover_every_function_of_both_snapshots() -> None:
+    """Every function the host serves is called by some program (so none is untested): the
+    programs name preview1 imports ``w_*`` and preview0 imports ``u_*``."""
+    from threadify.host.wasi_snapshots import WASI_MODULES
 
     sources = "".join(p.read_text() for p in (WASI_FIXTURES.parent / "src").glob("*.c"))
-    called = {name for name in SIGNATURES if f"w_{name}(" in sources}
-    assert called == set(SIGNATURES)
+    for module, prefix in (("wasi_snapshot_preview1", "w_"), ("wasi_unstable", "u_")):
+        functions = set(WASI_MODULES[module])
+        assert {name for name in functions if f"{prefix}{name}(" in sources} == functions
 
 
 def test_a_preview0_only_module_prints_from_main_thread(tmp_path: Path) -> None:
@@ -99,8 +101,8 @@ def test_a_preview0_only_module_prints_from_main_thread(tmp_path: Path) -> None:
 
 
 # traps.wasm: argv[1] selects a call that ends the program (exit 1 on wasmtime's CLI) or, for a
-# few, returns an errno where one might expect an abort. Cases 1-50.
-TRAP_CASES = list(range(1, 51))
+# few, returns an errno where one might expect an abort. Cases 1-52.
+TRAP_CASES = list(range(1, 53))
 FAST_TRAP_CASES = [1, 8, 31, 36, 39]  # a bad pointer, a bad flag, a bad subscription, exits
 
 
