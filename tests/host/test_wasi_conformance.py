@@ -21,23 +21,6 @@ from tests.host import wasi_diff
 from tests.host.wasi_diff import WASI_FIXTURES
 
 
-def _host_runs_plain_modules() -> bool:
-    """Plain (non-shared memory) modules are being enabled in the host in parallel work."""
-    from threadify.errors import ThreadifyError
-    from threadify.host import loading
-
-    data, name = loading.read_module(WASI_FIXTURES / "unstable_hello.wasm")
-    engine = loading.make_engine()
-    try:
-        loading.describe(loading.compile_module(engine, data, name), name)
-    except ThreadifyError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _host_runs_plain_modules(),
-                                reason="the host does not run plain modules yet")
-
 # program -> (arguments, environment, stdin)
 PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes]] = {
     "paths": ([], {}, b""),
