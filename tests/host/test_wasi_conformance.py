@@ -20,7 +20,6 @@ import pytest
 from tests.host import wasi_diff
 from tests.host.wasi_diff import WASI_FIXTURES
 
-
 # program -> (arguments, environment, stdin)
 PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes]] = {
     "paths": ([], {}, b""),
