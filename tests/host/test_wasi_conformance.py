@@ -103,3 +103,42 @@ def test_ending_calls_end_the_run_as_on_wasmtime_46(case: int, tmp_path: Path) -
 @pytest.mark.parametrize("case", [c for c in TRAP_CASES if c not in FAST_TRAP_CASES])
 def test_every_ending_call_ends_the_run_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
     _trap_case(case, tmp_path)
+
+
+
+SOCKET_STAT = """(module
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "sock")
+  (func (export "_start")
+    (if (call $stat (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 4) (i32.const 64))
+      (then (call $exit (i32.const 100))))
+    (if (call $readdir (i32.const 3) (i32.const 256) (i32.const 512) (i64.const 2)
+                       (i32.const 8))
+      (then (call $exit (i32.const 101))))
+    ;; exit code: 10 * the filetype stat reports + the filetype of the directory entry
+    (call $exit (i32.add (i32.mul (i32.load8_u (i32.const 80)) (i32.const 10))
+                         (i32.load8_u (i32.const 276))))))
+"""
+
+
+def test_a_socket_in_a_directory_has_an_unknown_type(tmp_path: Path) -> None:
+    """A Unix socket found in a preopen is described as UNKNOWN by stat and readdir alike."""
+    import socket
+
+    from tests.tooling import wat2wasm
+
+    module = tmp_path / "sockstat.wasm"
+    module.write_bytes(wat2wasm(SOCKET_STAT))
+    outcomes = []
+    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
+        base = tmp_path / host
+        root = wasi_diff.make_tree(base)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(root / "sock"))
+            outcomes.append(run(module, base).code)
+    assert outcomes == [0, 0]

@@ -28,11 +28,12 @@ class Outcome:
 
 
 def make_tree(base: Path) -> Path:
-    """The directory tree a program starts from; returns the preopened root."""
+    """The directory tree a program starts from; returns the preopened root (made once)."""
     root = base / "root"
-    root.mkdir(parents=True)
-    (base / "outside").mkdir()
-    (base / "outside" / "secret.txt").write_text("secret\n")
+    if not root.exists():
+        root.mkdir(parents=True)
+        (base / "outside").mkdir()
+        (base / "outside" / "secret.txt").write_text("secret\n")
     return root
 
 
