@@ -135,7 +135,7 @@ class Spawner:
         self.lock = threading.Lock()
         #: live TID -> a lock held while that thread runs (WASIX ``thread_join`` waits on it)
         self.live: dict[int, Any] = {}
-        self.next_tid = first_tid
+        self.first_tid = self.next_tid = first_tid  # WASIX: 1 is the main thread
         self.idle: list[_Worker] = []
         self._explained = False
 
@@ -157,10 +157,11 @@ class Spawner:
         self._keep = (*self._keep, instance_pre)
 
     def _allocate_tid(self) -> int:
+        first = self.first_tid
         tid = self.next_tid
         while tid in self.live:
-            tid = tid + 1 if tid + 1 < TID_LIMIT else 1
-        self.next_tid = tid + 1 if tid + 1 < TID_LIMIT else 1
+            tid = tid + 1 if tid + 1 < TID_LIMIT else first
+        self.next_tid = tid + 1 if tid + 1 < TID_LIMIT else first
         return tid
 
     def spawn(self, start_arg: int) -> int:
