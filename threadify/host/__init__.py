@@ -1,15 +1,17 @@
-"""The bundled WASI-threads host (docs/host.md), built on wasmtime-py.
+"""The bundled WASI host (docs/host.md), built on wasmtime-py: WASI-threads, WASIX threads, plain.
 
-``run(module, ...)`` executes a WASI preview1 command module that imports one shared memory and
-``wasi.thread-spawn`` and returns its exit code, leaving the calling process as it was: the run
-happens in a child process, because ending a run means stopping threads that may be parked where
-nothing but process exit reaches them (see :mod:`threadify.host.termination`).
+``run(module, ...)`` executes a WASI command module — threaded (one shared memory import,
+``wasi.thread-spawn`` or WASIX ``thread_spawn_v2``) or plain (single-threaded, any memory) — and
+returns its exit code, leaving the calling process as it was: the run happens in a child
+process, because ending a run means stopping threads that may be parked where nothing but
+process exit reaches them (see :mod:`threadify.host.termination`).
 
 Modules: :mod:`~threadify.host.loading` (checks, compile cache), :mod:`~threadify.host.memory`
 (the shared memory and the wasmtime-py 50 workaround), :mod:`~threadify.host.linking` (raw host
-functions), :mod:`~threadify.host.spawning` (thread-spawn), :mod:`~threadify.host.wasi` (preview1
-over one fd table), :mod:`~threadify.host.sandbox` (preopens), :mod:`~threadify.host.program`
-(one run in this process), :mod:`~threadify.host.isolation` (library mode).
+functions), :mod:`~threadify.host.spawning` (thread-spawn), :mod:`~threadify.host.wasix` (WASIX
+threads), :mod:`~threadify.host.wasi` (preview1 over one fd table),
+:mod:`~threadify.host.sandbox` (preopens), :mod:`~threadify.host.program` (one run in this
+process), :mod:`~threadify.host.isolation` (library mode).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def run(module: bytes | str | os.PathLike[str], *, args: Sequence[str] = (),
         stdin: bytes | int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
         stderr: int | IO[Any] | None = None, max_threads: int = DEFAULT_MAX_THREADS,
         timeout: float | None = None) -> int:
-    """Run a WASI-threads command module and return its exit code.
+    """Run a WASI command module (threaded or plain, docs/host.md) and return its exit code.
 
     ``module``: the module's bytes or a path. ``args``: the program's arguments (argv[0] is the
     module's file name). ``dirs``: preopens as ``HOST[::GUEST]``. ``env``: the program's whole
@@ -41,7 +43,7 @@ def run(module: bytes | str | os.PathLike[str], *, args: Sequence[str] = (),
 
     Exit code: the program's ``proc_exit`` status, 0 when ``_start`` returns, 134 after a trap
     (with one line on stderr naming the trap and the thread), 1 for a host-side failure.
-    Bad input (not a module, unknown imports, memory not shared, ...) raises
+    Bad input (not a module, unknown imports, an import of the wrong type, ...) raises
     :class:`~threadify.errors.ThreadifyError` with a one-line message.
     """
     from threadify.host.isolation import run_isolated

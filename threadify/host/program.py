@@ -2,9 +2,11 @@
 
 This is what ``threadify run`` does directly and what the library's child process does (see
 :mod:`threadify.host.isolation`). Start-up: read and check the module, compile it (cached), create
-the shared memory from the module's own import type, link WASI, ``thread-spawn`` and the memory
-once, then run ``_start`` on a host thread. The Python main thread only waits, so Ctrl-C (which
-Python delivers to the main thread alone) is seen even while wasm runs.
+the memories it imports from their own import types, link WASI, ``thread-spawn``, the WASIX
+thread calls and the memories once, then run ``_start`` on a host thread. A threaded program's
+instances each get a store of their own; a plain program's one instance lives in the store its
+memories were created in (docs/host.md, "Plain modules"). The Python main thread only waits,
+so Ctrl-C (which Python delivers to the main thread alone) is seen even while wasm runs.
 
 Whatever ends the run ends the process (see :mod:`threadify.host.termination`), so
 :func:`execute` never returns; bad input is raised as ``ThreadifyError`` before anything runs.
