@@ -16,9 +16,7 @@ import ctypes
 from collections.abc import Callable
 from typing import Any
 
-from wasmtime import _ffi as ffi
-
-from threadify.host import termination
+from threadify.host import capi, termination
 from threadify.host.memory import CURRENT_CALL, GuestFault
 from threadify.host.wasi import M32, PREVIEW1, GuestTrap, Wasi, errno_of
 from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES, implementation
@@ -31,11 +29,10 @@ _HANDLERS: list[Handler | None] = [None]
 
 def _trap(message: str) -> int:
     raw = message.encode(errors="replace")
-    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(raw), len(raw))
-    return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
+    return int(capi.wasmtime_trap_new(raw, len(raw)) or 0)
 
 
-@ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
+@capi.callback_t  # type: ignore[untyped-decorator]
 def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
     call = CURRENT_CALL
     outer = getattr(call, "caller", None)
@@ -53,32 +50,42 @@ def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
         call.caller, call.region = outer, None
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+@capi.finalizer_t  # type: ignore[untyped-decorator]
 def _no_finalizer(env: int | None) -> None:
     """Handlers live as long as the process (a run is one process)."""
 
 
-def _functype(params: str, results: str) -> Any:
-    from wasmtime import FuncType, ValType
+# Function types by signature: made once (a WASI program has ~10 distinct ones among ~30
+# imports) and never freed (the linker only borrows them; a run is one process).
+_FUNCTYPES: dict[tuple[str, str], int] = {}
+_VALKINDS = {"i": capi.VALKIND_I32, "I": capi.VALKIND_I64}
 
-    kinds = {"i": ValType.i32(), "I": ValType.i64()}
-    return FuncType([kinds[p] for p in params], [kinds[r] for r in results])
+
+def _functype(params: str, results: str) -> int:
+    key = (params, results)
+    found = _FUNCTYPES.get(key)
+    if found is None:
+        vecs = []
+        for kinds in key:
+            vec = capi.wasm_ptr_vec_t()
+            types = (ctypes.c_void_p * max(1, len(kinds)))(
+                *[capi.wasm_valtype_new(_VALKINDS[k]) for k in kinds])
+            capi.wasm_valtype_vec_new(ctypes.byref(vec), len(kinds), types)
+            vecs.append(vec)
+        found = _FUNCTYPES[key] = int(capi.wasm_functype_new(ctypes.byref(vecs[0]),
+                                                             ctypes.byref(vecs[1])))
+    return found
 
 
 def define(linker: Any, module: str, name: str, params: str, results: str,
            handler: Handler) -> None:
+    """Define ``module.name`` in ``linker`` (wasmtime-py's or a raw handle) as ``handler``."""
     _HANDLERS.append(handler)
     index = len(_HANDLERS) - 1
-    ty = _functype(params, results)
     mod_raw, name_raw = module.encode(), name.encode()
-    error = ffi.wasmtime_linker_define_func_unchecked(
-        linker.ptr(), ctypes.create_string_buffer(mod_raw), len(mod_raw),
-        ctypes.create_string_buffer(name_raw), len(name_raw), ty.ptr(), _dispatch,
-        ctypes.c_void_p(index), _no_finalizer)
-    if error:
-        from wasmtime import WasmtimeError
-
-        raise WasmtimeError._from_ptr(error)
+    capi.check(capi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), mod_raw, len(mod_raw), name_raw, len(name_raw),
+        _functype(params, results), _dispatch, index, _no_finalizer))
 
 
 def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1) -> Handler:

@@ -27,7 +27,7 @@ import struct
 import threading
 from typing import Any
 
-from wasmtime import _ffi as ffi
+from threadify.host import capi
 
 PAGE = 65536
 
@@ -64,21 +64,20 @@ class SharedLinearMemory:
     """Owns the ``wasmtime_sharedmemory_t`` and gives bounds-checked byte access to it."""
 
     def __init__(self, engine: Any, memory_type: Any) -> None:
-        ptr = ctypes.POINTER(ffi.wasmtime_sharedmemory_t)()
-        error = ffi.wasmtime_sharedmemory_new(engine.ptr(), memory_type.ptr(),
-                                              ctypes.byref(ptr))
-        if error:
-            from wasmtime import WasmtimeError
-
-            raise WasmtimeError._from_ptr(error)
+        """``engine`` and ``memory_type``: anything with ``ptr()`` (wasmtime-py's or ours)."""
+        out = ctypes.c_void_p()
+        capi.check(capi.wasmtime_sharedmemory_new(engine.ptr(), memory_type.ptr(),
+                                                  ctypes.byref(out)))
+        ptr = out.value
         self.ptr = ptr
-        limit = memory_type.limits.max
-        self.max_bytes = int(limit) * PAGE
-        base = ctypes.cast(ffi.wasmtime_sharedmemory_data(ptr), ctypes.c_void_p).value or 0
+        limit = ctypes.c_uint64()
+        capi.wasmtime_memorytype_maximum(memory_type.ptr(), ctypes.byref(limit))
+        self.max_bytes = int(limit.value) * PAGE
+        base = capi.wasmtime_sharedmemory_data(ptr) or 0
         self.base = base
         raw = (ctypes.c_ubyte * self.max_bytes).from_address(base)
         self._view = memoryview(raw).cast("B")
-        self.size = int(ffi.wasmtime_sharedmemory_data_size(ptr))
+        self.size = int(capi.wasmtime_sharedmemory_data_size(ptr))
 
     @property
     def view(self) -> memoryview:
@@ -87,8 +86,8 @@ class SharedLinearMemory:
 
     def as_extern(self) -> Any:
         """The extern that links this memory (the part wasmtime-py 50 gets wrong)."""
-        ext = ffi.wasmtime_extern_t()
-        ext.kind = ffi.WASMTIME_EXTERN_SHAREDMEMORY.value  # type: ignore[assignment]
+        ext = capi.wasmtime_extern_t()
+        ext.kind = capi.EXTERN_SHAREDMEMORY
         ext.of.sharedmemory = self.ptr
         return ext
 
@@ -101,19 +100,15 @@ class SharedLinearMemory:
         mod_buf, mod_len = _name_buf(module)
         name_buf, name_len = _name_buf(name)
         ext = self.as_extern()
-        error = ffi.wasmtime_linker_define(linker.ptr(), store_context, mod_buf, mod_len,
-                                           name_buf, name_len, ctypes.byref(ext))
-        if error:
-            from wasmtime import WasmtimeError
-
-            raise WasmtimeError._from_ptr(error)
+        capi.check(capi.wasmtime_linker_define(linker.ptr(), store_context, mod_buf, mod_len,
+                                               name_buf, name_len, ctypes.byref(ext)))
 
     # -- bounds-checked access (callers turn GuestFault into EFAULT) ------------------------
 
     def check(self, ptr: int, length: int) -> None:
         end = ptr + length
         if end > self.size:
-            self.size = int(ffi.wasmtime_sharedmemory_data_size(self.ptr))
+            self.size = int(capi.wasmtime_sharedmemory_data_size(self.ptr))
             if end > self.size:
                 raise GuestFault(f"{ptr:#x}+{length}")
 
@@ -166,10 +161,9 @@ class CallerMemory(SharedLinearMemory):
     :class:`SharedLinearMemory`). Only the thread that runs the program uses it.
     """
 
-    def __init__(self, fallback: Any = None, fallback_store: Any = None) -> None:
+    def __init__(self, fallback: SharedLinearMemory | StoreMemory | None = None) -> None:
         # no super().__init__(): there is no memory of our own to create
         self._fallback = fallback
-        self._fallback_store = fallback_store
 
     def _region(self) -> memoryview:
         region: memoryview | None = getattr(CURRENT_CALL, "region", None)
@@ -179,29 +173,28 @@ class CallerMemory(SharedLinearMemory):
         base = size = 0
         found = False
         if caller is not None:
-            ext = ffi.wasmtime_extern_t()
-            if ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(ext)):
+            ext = capi.wasmtime_extern_t()
+            if capi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(ext)):
                 kind = int(ext.kind)
-                if kind == ffi.WASMTIME_EXTERN_MEMORY.value:
-                    context = ffi.wasmtime_caller_context(caller)
+                if kind == capi.EXTERN_MEMORY:
+                    context = capi.wasmtime_caller_context(caller)
                     memory = ctypes.byref(ext.of.memory)
-                    base = _address(ffi.wasmtime_memory_data(context, memory))
-                    size = int(ffi.wasmtime_memory_data_size(context, memory))
+                    base = capi.wasmtime_memory_data(context, memory) or 0
+                    size = int(capi.wasmtime_memory_data_size(context, memory))
                     found = True
-                elif kind == ffi.WASMTIME_EXTERN_SHAREDMEMORY.value:
+                elif kind == capi.EXTERN_SHAREDMEMORY:
                     shared = ext.of.sharedmemory
-                    base = _address(ffi.wasmtime_sharedmemory_data(shared))
-                    size = int(ffi.wasmtime_sharedmemory_data_size(shared))
+                    base = capi.wasmtime_sharedmemory_data(shared) or 0
+                    size = int(capi.wasmtime_sharedmemory_data_size(shared))
                     found = True
-                ffi.wasmtime_extern_delete(ctypes.byref(ext))
+                capi.wasmtime_extern_delete(ctypes.byref(ext))
         if not found:
             fallback = self._fallback
             if isinstance(fallback, SharedLinearMemory):
                 base = fallback.base
-                size = int(ffi.wasmtime_sharedmemory_data_size(fallback.ptr))
-            elif fallback is not None:
-                base = _address(fallback.data_ptr(self._fallback_store))
-                size = int(fallback.data_len(self._fallback_store))
+                size = int(capi.wasmtime_sharedmemory_data_size(fallback.ptr))
+            elif isinstance(fallback, StoreMemory):
+                base, size = fallback.data()
             else:
                 raise MemoryMissing()
         region = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B") if size else \
@@ -218,5 +211,30 @@ class CallerMemory(SharedLinearMemory):
             raise GuestFault(f"{ptr:#x}+{length}")
 
 
-def _address(pointer: Any) -> int:
-    return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+
+class StoreMemory:
+    """An ordinary (non-shared) memory, created in one store for a single-threaded program."""
+
+    __slots__ = ("context", "memory")
+
+    def __init__(self, context: Any, memory_type: Any) -> None:
+        self.context = context
+        self.memory = capi.wasmtime_memory_t()
+        capi.check(capi.wasmtime_memory_new(context, memory_type.ptr(),
+                                            ctypes.byref(self.memory)))
+
+    def define_in(self, linker: Any, module: str, name: str) -> None:
+        """Define this memory in ``linker`` under ``module``.``name``."""
+        mod_buf, mod_len = _name_buf(module)
+        name_buf, name_len = _name_buf(name)
+        ext = capi.wasmtime_extern_t()
+        ext.kind = capi.EXTERN_MEMORY
+        ext.of.memory = self.memory
+        capi.check(capi.wasmtime_linker_define(linker.ptr(), self.context, mod_buf, mod_len,
+                                               name_buf, name_len, ctypes.byref(ext)))
+
+    def data(self) -> tuple[int, int]:
+        """Base address and size now (both change when the memory grows)."""
+        ref = ctypes.byref(self.memory)
+        return (capi.wasmtime_memory_data(self.context, ref) or 0,
+                int(capi.wasmtime_memory_data_size(self.context, ref)))

@@ -18,12 +18,13 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
+from ctypes import byref, c_void_p
 from typing import Any, NoReturn
 
 from threadify.errors import ThreadifyError
-from threadify.host import DEFAULT_MAX_THREADS, loading, termination
+from threadify.host import DEFAULT_MAX_THREADS, capi, loading, termination
 from threadify.host.linking import define, define_wasi
-from threadify.host.memory import CallerMemory, SharedLinearMemory
+from threadify.host.memory import CallerMemory, SharedLinearMemory, StoreMemory
 from threadify.host.sandbox import Preopen
 
 
@@ -41,20 +42,20 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
             dirs: Sequence[str | Preopen] = (), env: Sequence[tuple[str, str]] = (),
             max_threads: int = DEFAULT_MAX_THREADS) -> NoReturn:
     """Run ``module`` to the end and exit the process with its exit code."""
-    from wasmtime import Linker, Store
-
     from threadify.host.spawning import Instance, InstanceFailed, Spawner
     from threadify.host.wasi import Wasi
 
     if max_threads < 0:
         raise ThreadifyError(f"--max-threads {max_threads}: must be 0 or more")
     preopens = [d if isinstance(d, Preopen) else Preopen.parse(d) for d in dirs]
-    data, name = loading.read_module(module)
+    source = loading.open_module(module)
+    name = source.name
     engine = loading.make_engine()
-    compiled = loading.compile_module(engine, data, name)
+    compiled = loading.compile_module(engine, source)
     shape = loading.describe(compiled, name)
-    linker = Linker(engine)
-    scratch = Store(engine)
+    linker = capi.Handle(capi.wasmtime_linker_new(engine.ptr()))
+    scratch = capi.wasmtime_store_context(
+        capi.wasmtime_store_new(engine.ptr(), None, capi.NULL_FINALIZER))
     memory = _link_memories(engine, linker, scratch, shape, name)
     wasi = Wasi(memory, [name, *args], list(env), preopens)
     if shape.wasi_memory:
@@ -74,10 +75,12 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
         from threadify.host.wasix import define_wasix
 
         define_wasix(linker, shape.wasix_imports, wasi, memory, spawner)
-    instance_pre = linker.instantiate_pre(compiled)
+    pre = c_void_p()
+    capi.check(capi.wasmtime_linker_instantiate_pre(linker.ptr(), compiled.ptr(), byref(pre)))
+    instance_pre = capi.Handle(pre.value)
     spawner.use(instance_pre)
     # a plain program's memories belong to the scratch store: the main instance lives there too
-    main_context = None if shape.threaded else scratch._context()
+    main_context = None if shape.threaded else scratch
 
     def main_thread() -> None:
         try:
@@ -99,34 +102,33 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     termination.end_run(termination.EXIT_HOST_ERROR, "host stopped waiting")
 
 
-def _link_memories(engine: Any, linker: Any, store: Any, shape: loading.ProgramShape,
+def _link_memories(engine: Any, linker: Any, context: Any, shape: loading.ProgramShape,
                    name: str) -> SharedLinearMemory:
     """Create and link the memories the module imports; the memory WASI will use.
 
     A threaded program's one shared memory is linked into every thread's instance and is what
-    WASI uses. A plain program runs in ``store`` alone: each imported memory is created there
-    (or as a shared memory, if declared so) and WASI uses the caller's ``memory`` export, as
-    wasmtime's WASI does, or else the one imported memory (:class:`CallerMemory`).
+    WASI uses. A plain program runs alone in the store of ``context``: each imported memory is
+    created there (or as a shared memory, if declared so) and WASI uses the caller's ``memory``
+    export, as wasmtime's WASI does, or else the one imported memory (:class:`CallerMemory`).
     """
-    from wasmtime import Memory
-
-    created: list[Any] = []
+    created: list[SharedLinearMemory | StoreMemory] = []
     for imp in shape.memories:
         try:
             if imp.type.is_shared:
                 shared = SharedLinearMemory(engine, imp.type)
-                shared.define_in(linker, store._context(), imp.module, imp.name)
+                shared.define_in(linker, context, imp.module, imp.name)
                 created.append(shared)
             else:
-                plain = Memory(store, imp.type)
-                linker.define(store, imp.module, imp.name, plain)
+                plain = StoreMemory(context, imp.type)
+                plain.define_in(linker, imp.module, imp.name)
                 created.append(plain)
         except Exception as exc:  # noqa: BLE001 - wasmtime's reason, one line
             raise ThreadifyError(f"{name}: cannot create the memory {imp.module}.{imp.name}: "
                                  f"{loading._first_line(str(exc))}") from None
     if shape.threaded:
-        return created[0]  # type: ignore[no-any-return]
-    return CallerMemory(created[0] if len(created) == 1 else None, store)
+        assert isinstance(created[0], SharedLinearMemory)
+        return created[0]
+    return CallerMemory(created[0] if len(created) == 1 else None)
 
 
 def _define_wasi_without_memory(linker: Any, imports: list[tuple[str, str]]) -> None:

@@ -18,7 +18,7 @@ import ctypes
 import errno
 import os
 import stat as stat_mod
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _SYS_OPENAT2 = 437  # same number on every Linux architecture (unified syscall table)
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -44,8 +44,12 @@ class Escape(OSError):
         super().__init__(errno.EXDEV, f"path escapes its preopen: {path}")
 
 
-@dataclass(frozen=True)
-class Preopen:
+class Preopen(NamedTuple):
+    """A granted directory: ``host`` on this machine, seen by the guest as ``guest``.
+
+    (A named tuple: importing ``dataclasses`` would cost every run ~6 ms of start-up.)
+    """
+
     host: str
     guest: str
 

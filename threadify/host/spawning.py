@@ -28,14 +28,11 @@ import sys
 import threading
 from typing import Any
 
-from wasmtime import _ffi as ffi
-
-from threadify.host import termination
+from threadify.host import capi, termination
 
 TID_LIMIT = 1 << 29
 SPAWN_FAILED = -1
 
-_NULL_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 _THREAD_START = b"wasi_thread_start"
 
 
@@ -70,45 +67,45 @@ class Instance:
                  context: Any = None) -> None:
         """Instantiate in a new store, or in the store of ``context`` (then not owned here)."""
         if context is None:
-            self.store: Any = ffi.wasmtime_store_new(engine_ptr, None, _NULL_FINALIZER)
-            self.context = ffi.wasmtime_store_context(self.store)
+            self.store: Any = capi.wasmtime_store_new(engine_ptr, None, capi.NULL_FINALIZER)
+            self.context = capi.wasmtime_store_context(self.store)
         else:
             self.store = None
             self.context = context
-        instance = ffi.wasmtime_instance_t()
-        trap = ctypes.POINTER(ffi.wasm_trap_t)()
-        error = ffi.wasmtime_instance_pre_instantiate(pre_ptr, self.context,
-                                                      ctypes.byref(instance), ctypes.byref(trap))
-        if error or trap:
+        instance = capi.wasmtime_instance_t()
+        trap = ctypes.c_void_p()
+        error = capi.wasmtime_instance_pre_instantiate(pre_ptr, self.context,
+                                                       ctypes.byref(instance), ctypes.byref(trap))
+        if error or trap.value:
             reason = (termination.describe_error(error) if error
-                      else termination.describe_trap(trap))
+                      else termination.describe_trap(trap.value))
             self.close()
-            raise InstanceFailed(reason, trapped=bool(trap))
-        self._extern = ffi.wasmtime_extern_t()
-        found = ffi.wasmtime_instance_export_get(self.context, ctypes.byref(instance), export,
-                                                 len(export), ctypes.byref(self._extern))
-        if not found or int(self._extern.kind) != ffi.WASMTIME_EXTERN_FUNC.value:
+            raise InstanceFailed(reason, trapped=bool(trap.value))
+        self._extern = capi.wasmtime_extern_t()
+        found = capi.wasmtime_instance_export_get(self.context, ctypes.byref(instance), export,
+                                                  len(export), ctypes.byref(self._extern))
+        if not found or int(self._extern.kind) != capi.EXTERN_FUNC:
             self.close()
             raise InstanceFailed(f"no function export {export.decode()}")
         self.func = self._extern.of.func
 
     def call(self, tid: int | None, *params: int) -> None:
         """Call the export; a trap or error ends the whole run."""
-        values = (ffi.wasmtime_val_raw_t * max(1, len(params)))()
+        values = (capi.wasmtime_val_raw_t * max(1, len(params)))()
         for i, param in enumerate(params):
             values[i].i32 = param
-        trap = ctypes.POINTER(ffi.wasm_trap_t)()
-        error = ffi.wasmtime_func_call_unchecked(self.context, ctypes.byref(self.func), values,
-                                                 len(values), ctypes.byref(trap))
-        if error or trap:
+        trap = ctypes.c_void_p()
+        error = capi.wasmtime_func_call_unchecked(self.context, ctypes.byref(self.func), values,
+                                                  len(values), ctypes.byref(trap))
+        if error or trap.value:
             if getattr(THREAD, "exiting", False):
                 THREAD.exiting = False  # WASIX thread_exit: the thread ends, nothing else
                 return
-            termination.trapped(tid, trap if trap else None, error if error else None)
+            termination.trapped(tid, trap.value, error)
 
     def close(self) -> None:
         if self.store is not None:
-            ffi.wasmtime_store_delete(self.store)
+            capi.wasmtime_store_delete(self.store)
             self.store = None
 
 

@@ -67,19 +67,20 @@ def describe_trap(trap_ptr: Any) -> str:
     raised on purpose by a named function (such as ``threadify_stack_overflow``) then says what
     happened, and where, on the one line the user sees."""
     try:
-        from wasmtime import Trap
+        from threadify.host import capi
 
-        trap = Trap._from_ptr(trap_ptr)
-        message = str(trap.message)
+        message = capi.trap_text(trap_ptr)
     except Exception:  # noqa: BLE001 - describing must never fail
         return "wasm trap"
-    return _one_line(message) + _where(trap)
+    return _one_line(message) + _where(trap_ptr)
 
 
-def _where(trap: Any) -> str:
+def _where(trap_ptr: Any) -> str:
     """`` in NAME[, called from CALLER]`` from the trap's first two frames, or ``""``."""
     try:
-        names = [frame.func_name for frame in trap.frames[:2]]
+        from threadify.host import capi
+
+        names = capi.trap_function_names(trap_ptr, 2)
     except Exception:  # noqa: BLE001 - a missing backtrace only loses detail
         return ""
     if not names or not names[0]:
@@ -92,9 +93,9 @@ def _where(trap: Any) -> str:
 
 def describe_error(error_ptr: Any) -> str:
     try:
-        from wasmtime import WasmtimeError
+        from threadify.host import capi
 
-        message = str(WasmtimeError._from_ptr(error_ptr))
+        message = capi.error_text(error_ptr)
     except Exception:  # noqa: BLE001
         return "wasmtime error"
     return _one_line(message)

@@ -31,7 +31,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from threadify.host import termination
@@ -183,28 +182,34 @@ def _inode(st: os.stat_result) -> int:
 STDIN, STDOUT, STDERR, DIRECTORY, FILE = range(5)
 
 
-@dataclass
 class FdEntry:
     """One open guest descriptor, shaped as wasmtime's preview1 adapter keeps it.
 
     Files carry their own position (reads and writes go to that offset; the host fd's offset is
     never used), the append and non-blocking flags, and the mode they were opened in, from which
-    ``fd_fdstat_get`` derives the rights it reports.
+    ``fd_fdstat_get`` derives the rights it reports. (A plain class: importing ``dataclasses``
+    would cost every run ~6 ms of start-up, see docs/performance.md.)
     """
 
-    kind: int
-    host_fd: int
-    owned: bool = True
-    isatty: bool = False
-    preopen: str | None = None
-    readable: bool = True
-    writable: bool = False
-    position: int = 0
-    append: bool = False
-    nonblock: bool = False
-    # Serialises position updates: two threads writing through one descriptor must not both
-    # write at the same offset (the kernel's own offset would have kept them apart).
-    io_lock: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = ("kind", "host_fd", "owned", "isatty", "preopen", "readable", "writable",
+                 "position", "append", "nonblock", "io_lock")
+
+    def __init__(self, kind: int, host_fd: int, owned: bool = True, isatty: bool = False,
+                 preopen: str | None = None, readable: bool = True, writable: bool = False,
+                 position: int = 0, append: bool = False, nonblock: bool = False) -> None:
+        self.kind = kind
+        self.host_fd = host_fd
+        self.owned = owned
+        self.isatty = isatty
+        self.preopen = preopen
+        self.readable = readable
+        self.writable = writable
+        self.position = position
+        self.append = append
+        self.nonblock = nonblock
+        # Serialises position updates: two threads writing through one descriptor must not
+        # both write at the same offset (the kernel's own offset would have kept them apart).
+        self.io_lock = threading.Lock()
 
 
 def _check_bits(value: int, allowed: int, what: str) -> int:

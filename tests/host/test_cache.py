@@ -1,0 +1,127 @@
+"""The compile cache: keyed by content, reused when a file is unchanged, never stale.
+
+A cached start maps compiled code instead of compiling, and skips even reading and hashing a
+module whose size and times are those recorded when it was hashed (docs/performance.md, "The
+host"). These tests pin the safety side of that: a module changed in place (same size, same
+modification time) is recompiled, a corrupt cache file is replaced, and a cached run behaves as
+the first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tooling import wat2wasm
+from threadify.host import capi, loading
+
+RUN = [sys.executable, "-m", "threadify_cli.run_cmd"]
+
+
+def program(code: int, export: str) -> bytes:
+    """Exits with ``code``; exports a function named ``export`` (same size for any letter)."""
+    return wat2wasm(f"""(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (import "env" "memory" (memory 1 1 shared))
+      (func (export "_start") (call $exit (i32.const {code})))
+      (func (export "{export}"))
+      (func (export "wasi_thread_start") (param i32 i32)))""")
+
+
+def export_names(module: capi.Handle) -> set[str]:
+    vec = capi.wasm_ptr_vec_t()
+    capi.wasmtime_module_exports(module.ptr(), ctypes.byref(vec))
+    names = {capi.name_of(capi.wasm_exporttype_name(vec.data[i])) for i in range(vec.size)}
+    capi.wasm_exporttype_vec_delete(ctypes.byref(vec))
+    return names
+
+
+def load(path: Path) -> capi.Handle:
+    return loading.compile_module(loading.make_engine(), loading.open_module(path))
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("THREADIFY_CACHE_DIR", str(folder))
+    return folder / "modules"
+
+
+def test_cached_run_behaves_as_the_first(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "seven.wasm"
+    path.write_bytes(program(7, "a"))
+    env = {**os.environ, "THREADIFY_CACHE_DIR": str(cache.parent)}
+    first = subprocess.run([*RUN, str(path)], capture_output=True, env=env, timeout=60)
+    assert first.returncode == 7, first.stderr
+    assert len(list(cache.glob("*.cwasm"))) == 1
+    again = subprocess.run([*RUN, str(path)], capture_output=True, env=env, timeout=60)
+    assert (again.returncode, again.stderr) == (7, first.stderr)
+
+
+def test_unchanged_file_is_not_read_again(tmp_path: Path, cache: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loading, "SETTLED", -1.0)  # this test's file counts as settled at once
+    path = tmp_path / "p.wasm"
+    path.write_bytes(program(7, "a"))
+    assert "a" in export_names(load(path))
+    assert len(list((cache / "by-inode").iterdir())) == 1
+
+    def unread(self: loading.Source) -> bytes:
+        raise AssertionError("an unchanged, already hashed module was read again")
+
+    monkeypatch.setattr(loading.Source, "data", property(unread))
+    assert "a" in export_names(load(path))
+
+
+def test_module_changed_in_place_is_recompiled(tmp_path: Path, cache: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same size, same modification time, new content: the change time tells them apart."""
+    monkeypatch.setattr(loading, "SETTLED", -1.0)
+    path = tmp_path / "p.wasm"
+    old, new = program(7, "a"), program(9, "b")
+    assert len(old) == len(new) and old != new
+    path.write_bytes(old)
+    assert "a" in export_names(load(path))
+    before = os.stat(path)
+    with open(path, "r+b") as handle:  # same inode, same size
+        handle.write(new)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == before.st_mtime_ns
+    names = export_names(load(path))
+    assert "b" in names and "a" not in names
+    assert len(list(cache.glob("*.cwasm"))) == 2
+
+
+def test_recently_changed_file_is_not_remembered(tmp_path: Path, cache: Path) -> None:
+    """Within one tick of the file system clock a rewrite can keep every time: hash again."""
+    path = tmp_path / "p.wasm"
+    path.write_bytes(program(7, "a"))
+    load(path)
+    assert not (cache / "by-inode").exists() or not list((cache / "by-inode").iterdir())
+    assert len(list(cache.glob("*.cwasm"))) == 1
+
+
+def test_corrupt_cache_file_is_replaced(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "p.wasm"
+    path.write_bytes(program(7, "a"))
+    load(path)
+    (compiled,) = cache.glob("*.cwasm")
+    good = compiled.read_bytes()
+    compiled.write_bytes(b"\x7fELF" + b"\0" * 60)
+    assert "a" in export_names(load(path))
+    assert compiled.read_bytes() == good
+
+
+def test_key_depends_on_content_and_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    small, other = program(7, "a"), program(9, "a")
+    assert loading._cache_key(small) != loading._cache_key(other)
+    big = small + b"\0" * loading.SMALL_MODULE  # a large module takes the other digest
+    assert loading._cache_key(big).split("-")[0] != loading._cache_key(small).split("-")[0]
+    key = loading._cache_key(small)
+    monkeypatch.setattr(loading, "ENGINE_SETTINGS", "something else")
+    assert loading._cache_key(small) != key
