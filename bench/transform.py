@@ -62,16 +62,6 @@ class Row:
     valid: bool
     note: str
 
-    @property
-    def ratio(self) -> float:
-        """threadify over the Rust executable (wall)."""
-        return self.wall["threadify"] / self.wall["strip"]
-
-    @property
-    def script_ratio(self) -> float:
-        """threadify over strip through the console script (wall)."""
-        return self.wall["threadify"] / self.wall["script"]
-
 
 def tools() -> tuple[str, str, str]:
     """``threadify`` and the ``wasm-tools`` console script of this interpreter's environment
@@ -192,36 +182,38 @@ def geometric_mean(values: list[float]) -> float:
 
 
 def table(rows: list[Row]) -> str:
-    """The rows as a Markdown table, with geometric means and the must's verdict."""
-    before = all("before" in r.wall for r in rows) and bool(rows)
-    head = ("| module | MB | threadify | strip (executable) | ratio | strip (console script) "
-            "| ratio ")
-    rule = "|---|---|---|---|---|---|---|"
-    if before:
-        head += "| before | ratio (executable) | ratio (console script) "
-        rule += "---|---|---|"
-    lines = [head + "| CPU ratio (executable) | output valid |", rule + "---|---|"]
-    for r in rows:
-        line = (f"| {r.name} | {r.megabytes:.1f} | {r.wall['threadify']:.3f} s "
-                f"| {r.wall['strip']:.3f} s | **{r.ratio:.2f}×** | {r.wall['script']:.3f} s "
-                f"| **{r.script_ratio:.2f}×** ")
-        if before:
-            line += (f"| {r.wall['before']:.3f} s | {r.wall['before'] / r.wall['strip']:.2f}× "
-                     f"| {r.wall['before'] / r.wall['script']:.2f}× ")
-        lines.append(line + f"| {r.cpu['threadify'] / r.cpu['strip']:.2f}× "
-                            f"| {'yes' if r.valid else 'NO'} |")
-    lines.append("")
-    series = [("executable", "threadify", "strip"), ("console script", "threadify", "script")]
-    if before:
-        series += [("executable, before", "before", "strip"),
-                   ("console script, before", "before", "script")]
-    for label, tool, reference in series:
-        ratios = [r.wall[tool] / r.wall[reference] for r in rows]
-        over = [r.name for r, v in zip(rows, ratios, strict=True) if v > MUST_RATIO]
-        lines.append(f"against strip ({label}): geometric mean {geometric_mean(ratios):.2f}×, "
-                     f"worst {max(ratios, default=math.nan):.2f}×; above {MUST_RATIO:.1f}×: "
-                     f"{', '.join(over) if over else 'none'}")
-    return "\n".join(lines)
+    """Two Markdown tables (wall time, then CPU time: user + system of the whole process tree,
+    the steadier figure on a loaded machine), each with geometric means and the must's
+    verdict."""
+    before = bool(rows) and all("before" in r.wall for r in rows)
+    tools = ["threadify", "before"] if before else ["threadify"]
+    out = []
+    for title, figure in (("wall time", "wall"), ("CPU time", "cpu")):
+        head = "| module | MB | strip (executable) | strip (console script) "
+        rule = "|---|---|---|---|"
+        for tool in tools:
+            head += f"| {tool} | ratio (executable) | ratio (console script) "
+            rule += "---|---|---|"
+        lines = [f"{title}:", "", head + "| output valid |", rule + "---|"]
+        for r in rows:
+            values = getattr(r, figure)
+            line = (f"| {r.name} | {r.megabytes:.1f} | {values['strip']:.3f} s "
+                    f"| {values['script']:.3f} s ")
+            for tool in tools:
+                line += (f"| {values[tool]:.3f} s | **{values[tool] / values['strip']:.2f}×** "
+                         f"| **{values[tool] / values['script']:.2f}×** ")
+            lines.append(line + f"| {'yes' if r.valid else 'NO'} |")
+        lines.append("")
+        for tool in tools:
+            for label, reference in (("executable", "strip"), ("console script", "script")):
+                ratios = [getattr(r, figure)[tool] / getattr(r, figure)[reference] for r in rows]
+                over = [r.name for r, v in zip(rows, ratios, strict=True) if v > MUST_RATIO]
+                lines.append(f"{tool} against strip ({label}), {title}: geometric mean "
+                             f"{geometric_mean(ratios):.2f}×, worst "
+                             f"{max(ratios, default=math.nan):.2f}×; above {MUST_RATIO:.1f}×: "
+                             f"{', '.join(over) if over else 'none'}")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
