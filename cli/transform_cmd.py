@@ -1,7 +1,7 @@
 """``threadify INPUT -o OUTPUT [options]``: the transform, as a build step.
 
-It runs on every build, so start-up matters: the input is read and its validation started (on
-wasmtime's native code, in a background thread) before the transform's own modules are
+It runs on every build, so start-up matters: the input is read and its validation started (by
+the wasm-tools executable, in a child process) before the transform's own modules are
 imported, and nothing else is imported that the run does not need.
 
 Every user-facing failure is one line on stderr (``threadify: error: ...``), optionally followed

