@@ -277,3 +277,24 @@ def test_threads_writing_through_one_descriptor_lose_nothing(tmp_path: Path) -> 
     proc = run_cli(["--dir", f"{root}::/data", str(prog)])
     assert proc.returncode == 0, proc.stderr
     assert (root / "out.txt").stat().st_size == 4 * 400 * 16384
+
+
+def test_poll_oneoff_accepts_the_longest_timeout(tmp_path: Path) -> None:
+    """A timeout of 2^64-1 ns sleeps (it used to overflow the platform's wait and return
+    INVAL): a thread polling so is still asleep when the main thread ends the run."""
+    prog = _write(tmp_path, "forever.wasm", wat.module("""
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (i64.store (i32.const 256) (i64.const 7))
+    (i32.store8 (i32.const 264) (i32.const 0))
+    (i32.store (i32.const 272) (i32.const 1))
+    (i64.store (i32.const 280) (i64.const -1))
+    (i32.store (i32.const 1024) (i32.const 99))
+    (call $signal (i32.const 0))
+    (i32.store (i32.const 1024)
+      (call $poll (i32.const 256) (i32.const 320) (i32.const 1) (i32.const 360))))
+  (func (export "_start")
+    (drop (call $spawn (i32.const 0)))
+    (call $await (i32.const 0))
+    (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const 300000000)))
+    (call $exit (i32.load (i32.const 1024))))"""))
+    assert run_cli([str(prog)]).returncode == 99

@@ -937,11 +937,17 @@ class Wasi:
         self._put32(nevents, len(ready))
         return ESUCCESS
 
-    @staticmethod
-    def _sleep(seconds: float) -> None:
+    # Longest single wait the platform accepts; longer waits (a u64 of nanoseconds is ~585 years)
+    # are made of several.
+    _MAX_WAIT = 1_000_000.0
+
+    @classmethod
+    def _sleep(cls, seconds: float) -> None:
         """Sleep without holding anything; a run that ends meanwhile ends the process."""
-        if seconds > 0:
-            threading.Event().wait(seconds)
+        deadline = time.monotonic() + seconds
+        while seconds > 0:
+            threading.Event().wait(min(seconds, cls._MAX_WAIT))
+            seconds = deadline - time.monotonic()
 
     # A deadline this far in the past counts as already expired when the poll starts (wasmtime's
     # timer works in whole milliseconds: a zero timeout is not yet due when descriptors are).
@@ -965,13 +971,14 @@ class Wasi:
                 for _i, (tag, entry) in waiting.items():
                     poller.register(entry.host_fd,
                                     select.POLLIN if tag == EV_FD_READ else select.POLLOUT)
-                millis = None if timeout_ns is None else max(0, timeout_ns) / 1e6
+                millis = None if timeout_ns is None else \
+                    min(max(0, timeout_ns) / 1e6, self._MAX_WAIT * 1000)
                 revents = dict(poller.poll(millis))
                 ready |= {i for i, (_tag, entry) in waiting.items() if revents.get(entry.host_fd)}
             elif timeout_ns is None:
                 threading.Event().wait()  # nothing can ever happen: wait until the run ends
             elif timeout_ns > 0 and not ready:
-                self._sleep(timeout_ns / 1e9)
+                self._sleep(min(timeout_ns / 1e9, self._MAX_WAIT))
             now = time.monotonic_ns()
             slack = self._EXPIRED_NS if first and ready else 0
             ready |= {i for i, d in deadlines.items() if d + slack <= now}
