@@ -39,8 +39,12 @@ def _check_clean(stderr: str, *needles: str) -> None:
     (f'(module {SHARED} (import "wasi_snapshot_preview1" "fd_write" '
      f'(func (param i32 i32 i32 i32) (result i32))) (import "wasi_snapshot_preview1" "fd_write" '
      f'(func (param i32))) {START})', ("fd_write", "wrong type")),
+    # one memory name imported as shared and as ordinary memory
+    (f'(module {SHARED} (import "env" "memory" (memory 1)) {START})',
+     ("cannot link", "memory types incompatible")),
 ], ids=["unknown-import", "unknown-wasi", "wasi-wrong-type", "spawn-wrong-type", "no-start",
-        "memory64", "table-import", "global-import", "duplicate-wrong-type"])
+        "memory64", "table-import", "global-import", "duplicate-wrong-type",
+        "duplicate-memory-types"])
 def test_unfit_modules_are_reported_in_one_line(tmp_path: Path, text: str,
                                                 needles: tuple[str, ...]) -> None:
     path = tmp_path / "bad.wasm"

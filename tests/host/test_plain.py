@@ -159,11 +159,14 @@ SMITH_FLAGS = ["--ensure-termination", "--gc-enabled", "false", "--exceptions-en
                "--shared-everything-threads-enabled", "false", "--wide-arithmetic-enabled",
                "false", "--custom-descriptors-enabled", "false", "--compact-imports-enabled",
                "false", "--threads-enabled", "true", "--max-memory32-bytes", "16777216"]
-#: What random modules may import: harmless WASI calls (no blocking ones), thread-spawn, and a
-#: memory of each kind (one set with a shared memory, one with an ordinary one).
+#: What random modules may import: harmless WASI calls (no blocking ones; one name twice),
+#: thread-spawn, WASIX calls, and a memory of each kind (one set with a shared memory, one with
+#: an ordinary one).
 SMITH_IMPORTS = """(module
   (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+  (import "wasi_unstable" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "args_sizes_get" (func (param i32 i32) (result i32)))

@@ -118,3 +118,17 @@ def test_wrong_wasix_types_and_unknown_wasix_calls_are_one_line_errors(tmp_path:
         assert proc.returncode == 1
         assert proc.stderr.startswith("threadify run: ") and needle in proc.stderr
         assert len(proc.stderr.splitlines()) <= 2 and "Traceback" not in proc.stderr
+
+
+def test_wasix_call_without_a_memory_ends_the_run(tmp_path: Path) -> None:
+    """Wasmer refuses to start a module with no memory it could use ("No imported or exported
+    memory found"); this host, like wasmtime's WASI, ends the run at the first call (exit 1)."""
+    path = tmp_path / "nomem.wasm"
+    path.write_bytes(wat2wasm('(module (import "wasix_32v1" "thread_id" (func $t (param i32) '
+                              '(result i32))) (memory 1) (func (export "_start") '
+                              '(drop (call $t (i32.const 0)))))'))
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("threadify run: main thread: thread_id: ")
+    assert "missing required memory export" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1

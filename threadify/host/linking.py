@@ -88,6 +88,20 @@ def define(linker: Any, module: str, name: str, params: str, results: str,
         _functype(params, results), _dispatch, index, _no_finalizer))
 
 
+def memoryless_handler(name: str) -> Handler:
+    """A WASI function of a module that has no memory WASI could use: the call ends the run.
+
+    wasmtime's WASI looks for the caller's ``memory`` export on every call, ``proc_exit``
+    included, and fails the run (exit 1) with "missing required memory export"; so do we.
+    """
+    def handler(args: Any) -> int:
+        termination.end_run(termination.EXIT_HOST_ERROR,
+                            f"main thread: {name}: the module exports no memory, which WASI "
+                            "needs (missing required memory export)")
+
+    return handler
+
+
 def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1) -> Handler:
     """Adapt WASI function ``module``.``name`` to the raw calling convention.
 

@@ -74,9 +74,14 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     if shape.wasix_imports:
         from threadify.host.wasix import define_wasix
 
-        define_wasix(linker, shape.wasix_imports, wasi, memory, spawner)
+        define_wasix(linker, shape.wasix_imports, wasi, memory, spawner, shape.wasi_memory)
     pre = c_void_p()
-    capi.check(capi.wasmtime_linker_instantiate_pre(linker.ptr(), compiled.ptr(), byref(pre)))
+    try:
+        capi.check(capi.wasmtime_linker_instantiate_pre(linker.ptr(), compiled.ptr(),
+                                                        byref(pre)))
+    except capi.NativeError as exc:  # e.g. one name imported with two memory types
+        raise ThreadifyError(f"{name}: cannot link the module's imports: "
+                             f"{loading._first_line(str(exc))}") from None
     instance_pre = capi.Handle(pre.value)
     spawner.use(instance_pre)
     # a plain program's memories belong to the scratch store: the main instance lives there too
@@ -132,18 +137,10 @@ def _link_memories(engine: Any, linker: Any, context: Any, shape: loading.Progra
 
 
 def _define_wasi_without_memory(linker: Any, imports: list[tuple[str, str]]) -> None:
-    """WASI for a module with no memory WASI could use: every call ends the run (exit 1).
-
-    wasmtime's WASI looks for the caller's ``memory`` export on every call, ``proc_exit``
-    included, and fails the run with "missing required memory export"; so does this host.
-    """
+    """WASI for a module with no memory WASI could use: every call ends the run (exit 1)."""
+    from threadify.host.linking import memoryless_handler
     from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES
 
     for module, wasi_name in dict.fromkeys(imports):
-        def handler(args: Any, wasi_name: str = wasi_name) -> int:
-            termination.end_run(termination.EXIT_HOST_ERROR,
-                                f"main thread: {wasi_name}: the module exports no memory, which "
-                                "WASI needs (missing required memory export)")
-
         define(linker, module, wasi_name, WASI_MODULES[module][wasi_name],
-               "" if wasi_name in NO_RESULT else "i", handler)
+               "" if wasi_name in NO_RESULT else "i", memoryless_handler(wasi_name))

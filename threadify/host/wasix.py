@@ -214,25 +214,33 @@ class Wasix:
         return ESUCCESS
 
 
-def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner: Any) -> None:
-    """Define the ``wasix_32v1`` functions the module imports (``names``) in ``linker``."""
-    from threadify.host.linking import _trap, define, wasi_handler
-    from threadify.host.memory import GuestFault
+def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner: Any,
+                 has_memory: bool = True) -> None:
+    """Define the ``wasix_32v1`` functions the module imports (``names``) in ``linker``.
+
+    Without a memory WASI could use (``has_memory``), a call that needs memory ends the run as
+    the preview1 calls then do (docs/host.md, "Plain modules").
+    """
+    from threadify.host.linking import _trap, define, memoryless_handler, wasi_handler
+    from threadify.host.memory import GuestFault, MemoryMissing
 
     wasix = Wasix(memory, spawner)
     for name in names:
         if name not in THREAD_CALLS:  # a preview1 function: the same implementation
             params, results = wasix_signature(name) or ("", "")
-            define(linker, WASIX_MODULE, name, params, results, wasi_handler(wasi, name))
+            define(linker, WASIX_MODULE, name, params, results,
+                   wasi_handler(wasi, name) if has_memory else memoryless_handler(name))
             continue
         params, results = THREAD_CALLS[name]
         impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
         define(linker, WASIX_MODULE, name, params, results,
-               _handler(impl, params, bool(results), name == "thread_exit", GuestFault, _trap))
+               _handler(impl, params, bool(results), name == "thread_exit", GuestFault, _trap,
+                        memoryless_handler(name), MemoryMissing))
 
 
 def _handler(impl: Any, params: str, has_result: bool, exits: bool,
-             fault: type[BaseException], trap: Any) -> Any:
+             fault: type[BaseException], trap: Any, no_memory: Any,
+             missing: type[BaseException]) -> Any:
     """Adapt ``impl`` to the raw calling convention; a bad pointer becomes MEMVIOLATION."""
     wide = [kind == "I" for kind in params]
 
@@ -242,6 +250,8 @@ def _handler(impl: Any, params: str, has_result: bool, exits: bool,
             result = impl(*values)
         except fault:
             result = EMEMVIOLATION
+        except missing:
+            return int(no_memory(args))
         if exits:
             return int(trap("thread_exit"))  # unwinds the thread; spawning ends it quietly
         if has_result:
