@@ -13,6 +13,7 @@ answer as documented instead.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,57 @@ def test_a_socket_in_a_directory_has_an_unknown_type(tmp_path: Path) -> None:
             sock.bind(str(root / "sock"))
             outcomes.append(run(module, base).code)
     assert outcomes == [0, 0]
+
+
+READDIR_STATUS = """(module
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")  ;; exit code: fd_readdir's errno on the preopen, from cookie 40
+    (call $exit (call $readdir (i32.const 3) (i32.const 256) (i32.const 512) (i64.const 40)
+                               (i32.const 8)))))
+"""
+
+
+def test_a_directory_with_a_name_that_is_not_utf8_cannot_be_listed(tmp_path: Path) -> None:
+    """wasmtime answers ILSEQ (25) for the whole listing, whatever the cookie; so do we."""
+    from tests.tooling import wat2wasm
+
+    module = tmp_path / "badname.wasm"
+    module.write_bytes(wat2wasm(READDIR_STATUS))
+    outcomes = []
+    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
+        base = tmp_path / host
+        root = wasi_diff.make_tree(base)
+        (root / "fine.txt").write_text("")
+        with open(os.path.join(bytes(root), b"\xff\xfe"), "w"):
+            pass
+        outcomes.append(run(module, base).code)
+    assert outcomes == [25, 25]
+
+
+READLINK_STATUS = """(module
+  (import "wasi_snapshot_preview1" "path_readlink"
+    (func $readlink (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "link")
+  (func (export "_start")  ;; exit code: path_readlink's errno
+    (call $exit (call $readlink (i32.const 3) (i32.const 16) (i32.const 4) (i32.const 256)
+                                (i32.const 64) (i32.const 8)))))
+"""
+
+
+def test_a_link_whose_target_is_not_utf8_cannot_be_read(tmp_path: Path) -> None:
+    """wasmtime answers ILSEQ (25); so do we."""
+    from tests.tooling import wat2wasm
+
+    module = tmp_path / "badlink.wasm"
+    module.write_bytes(wat2wasm(READLINK_STATUS))
+    outcomes = []
+    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
+        base = tmp_path / host
+        os.symlink(b"\xff", os.path.join(bytes(wasi_diff.make_tree(base)), b"link"))
+        outcomes.append(run(module, base).code)
+    assert outcomes == [25, 25]

@@ -654,8 +654,19 @@ class Wasi:
                     kind, ino = FT_UNKNOWN, 0
                 yield index, os.fsencode(item.name), ino, kind
 
+    @staticmethod
+    def _check_names(entry: FdEntry) -> None:
+        """wasmtime lists a directory only when every name in it is UTF-8 (else ``ILSEQ``)."""
+        with os.scandir(entry.host_fd) as it:
+            for item in it:
+                try:
+                    os.fsencode(item.name).decode()
+                except UnicodeDecodeError:
+                    raise WasiError(EILSEQ) from None
+
     def fd_readdir(self, fd: int, buf: int, length: int, cookie: int, used: int) -> int:
         entry = self._dir(fd)
+        self._check_names(entry)
         out = bytearray()
         cap = length
         if cap:
@@ -811,6 +822,10 @@ class Wasi:
         result: list[bytes] = []
         self._with_parent(fd, path, path_len,
                           lambda d, n: result.append(os.fsencode(os.readlink(n, dir_fd=d))))
+        try:
+            result[0].decode()
+        except UnicodeDecodeError:  # wasmtime returns link targets as strings
+            return EILSEQ
         data = result[0][:buf_len]
         self._write(buf, data)
         self._put32(used, len(data))
