@@ -213,3 +213,14 @@ def run_cli_args() -> list[str]:
     from tests.host.runner import RUN
 
     return list(RUN)
+
+
+def test_the_library_runs_a_plain_module() -> None:
+    """``threadify.host.run`` takes any WASI command module too (here as bytes)."""
+    import io
+
+    import threadify.host
+
+    out = io.BytesIO()
+    assert threadify.host.run(wat2wasm(HELLO), stdout=out) == 3
+    assert out.getvalue() == b"hello\nhello\n"

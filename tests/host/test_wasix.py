@@ -132,3 +132,23 @@ def test_wasix_call_without_a_memory_ends_the_run(tmp_path: Path) -> None:
     assert proc.stderr.startswith("threadify run: main thread: thread_id: ")
     assert "missing required memory export" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_spawn_limit_is_eagain(tmp_path: Path) -> None:
+    """``--max-threads`` has no Wasmer counterpart: a spawn beyond it returns EAGAIN (6) and
+    leaves ``*ret_tid`` alone; the program goes on (docs/host.md)."""
+    path = tmp_path / "limit.wasm"
+    path.write_bytes(wat2wasm(wasix_programs.program("""
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $signal (i32.const 20))
+    (call $await (i32.const 16)))
+  (func (export "_start")
+    (call $record (i32.const 1024) (i32.const 40000) (i32.const 0))
+    (call $print (call $thread_spawn_v2 (i32.const 1024) (i32.const 12)))
+    (call $await (i32.const 20))
+    (i32.store (i32.const 24) (i32.const 555))
+    (call $print (call $thread_spawn_v2 (i32.const 1024) (i32.const 24)))
+    (call $print (i32.load (i32.const 24)))
+    (call $signal (i32.const 16)))""")))
+    proc = run_cli(["--max-threads", "1", str(path)])
+    assert (_numbers(proc.stdout), proc.returncode) == ("0 6 555", 0), proc.stderr
