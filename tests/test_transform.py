@@ -355,7 +355,7 @@ def _counting_start_program(memory: str, data: str) -> str:
       (drop (memory.atomic.wait32 (i32.const 1028) (local.get $done) (i64.const -1)))
       (br $waiting)))
     (call $exit (i32.add (i32.const 40) (i32.load (i32.const 1024)))))
-  (@custom "target_features" "\\01+\\07atomics"))"""
+  (@custom "target_features" "\\02+\\07atomics+\\0bbulk-memory"))"""
 
 
 START_CASES = {

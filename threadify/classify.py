@@ -193,11 +193,25 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
 
     # -- atomics ------------------------------------------------------------------------------
     features_payload = module.get_custom("target_features")
-    if features_payload is not None:
-        result.atomics = TargetFeatures.decode(features_payload).has("atomics")
+    features = TargetFeatures.decode(features_payload) if features_payload is not None else None
+    if features is not None:
+        result.atomics = features.has("atomics")
     if result.atomics is False and not allow_non_atomic:
         return result.reject(
             "the code was not compiled with atomics (target_features lacks +atomics)",
+            Hint("compile with -matomics -mbulk-memory (Rust: -C target-feature=+atomics,"
+                 "+bulk-memory), or pass {} to accept it anyway", ALLOW_NON_ATOMIC))
+    # LLVM lowers thread-locals to ordinary globals when bulk-memory is off (its TLS needs
+    # memory.init) and marks such objects -shared-mem, so lld refuses them --shared-memory; a
+    # non-shared link drops the marker, and the missing +bulk-memory is the only trace left
+    # (docs/inputs.md).
+    tls_lowered = (features is not None and result.atomics is True and not memory.type.shared
+                   and not features.has("bulk-memory"))
+    if tls_lowered and not allow_non_atomic:
+        return result.reject(
+            "the code was compiled with atomics but without bulk-memory (target_features lacks "
+            "+bulk-memory): LLVM then turns thread-locals into ordinary globals that every "
+            "thread shares",
             Hint("compile with -matomics -mbulk-memory (Rust: -C target-feature=+atomics,"
                  "+bulk-memory), or pass {} to accept it anyway", ALLOW_NON_ATOMIC))
     if result.atomics is None and not memory.type.shared and not allow_non_atomic:
@@ -286,4 +300,7 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     _sort_start(module, syms, result)
     if result.atomics is False:
         result.reasons.append("code not compiled with atomics, accepted as asked")
+    if tls_lowered:
+        result.reasons.append("code compiled without bulk-memory (thread-locals lowered to "
+                              "globals), accepted as asked")
     return result

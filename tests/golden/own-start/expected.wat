@@ -211,7 +211,7 @@
     end
   )
   (data $.data (;0;) "*\00\00\00")
-  (@custom "target_features" (after data) "\01+\07atomics")
+  (@custom "target_features" (after data) "\02+\07atomics+\0bbulk-memory")
   (@producers
     (processed-by "threadify" "VERSION")
   )

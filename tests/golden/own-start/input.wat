@@ -10,4 +10,4 @@
   (func $count_runs
     (drop (i32.atomic.rmw.add (i32.const 65540) (i32.const 1))))
   (data $.data (i32.const 65536) "*\00\00\00")
-  (@custom "target_features" "\01+\07atomics"))
+  (@custom "target_features" "\02+\07atomics+\0bbulk-memory"))
