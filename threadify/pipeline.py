@@ -173,6 +173,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
         # imported only when asked for: every other transform would pay for its import
         from threadify.passes import stack_check
 
+        stack_check.prepare(module)
         stack = stack_check.main_stack(module, syms)
         if stack is None:
             raise UnsupportedModuleError(

@@ -28,7 +28,8 @@ stack as well.
 
 Only bodies that contain the bytes of a ``global.set`` of the stack pointer are decoded (the
 other bodies pass through as bytes); a candidate is decoded completely before it is changed,
-since those bytes also occur inside other instructions' immediates. Changed bodies move the code
+since those bytes also occur inside other instructions' immediates. Large code sections are
+decoded by the native scanner of :mod:`threadify.wasm.codescan` (same tables, same bytes out). Changed bodies move the code
 that follows them, so DWARF and source maps describing the code would be wrong: they are
 dropped, and the result says so.
 """
@@ -39,7 +40,16 @@ from dataclasses import dataclass
 
 from threadify import abi
 from threadify.linker import LinkerSymbols, const_i32, find_global
-from threadify.wasm import I32, ExternKind, FunctionBody, Global, GlobalType, Instr, Module
+from threadify.wasm import (
+    I32,
+    ExternKind,
+    FunctionBody,
+    Global,
+    GlobalType,
+    Instr,
+    Module,
+    codescan,
+)
 from threadify.wasm.instructions import read_instruction
 from threadify.wasm.reader import Reader
 from threadify.wasm.writer import sleb, uleb
@@ -53,6 +63,9 @@ STACK_LOW = "threadify_stack_low"
 STACK_HIGH = "threadify_stack_high"
 
 GLOBAL_SET = 0x24
+
+#: Code sections from this size on are scanned natively (:func:`insert_checks`).
+NATIVE_FROM = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -216,11 +229,47 @@ def sp_write_ends(body: FunctionBody, stack_pointer: int) -> list[int]:
     return out
 
 
+def prepare(module: Module) -> None:
+    """Start loading the native scanner in the background when :func:`insert_checks` will use
+    it, so that this overlaps the other passes."""
+    span = module.code_payload()
+    if span is not None and span[2] - span[1] >= NATIVE_FROM:
+        codescan.warm_up()
+
+
 def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, overflow: int,
-                  count: int) -> CheckResult:
+                  count: int, native_scan: bool | None = None) -> CheckResult:
     """Insert the check after every stack-pointer write in the first ``count`` function
-    bodies (the program's own; threadify's injected functions come after them)."""
+    bodies (the program's own; threadify's injected functions come after them).
+
+    Large code sections go through the native scanner (:mod:`threadify.wasm.codescan`), small
+    ones through the Python decoder (loading wasmtime would cost more than decoding them);
+    both give the same bytes. ``native_scan`` forces the choice (for tests)."""
     sequence = check_sequence(stack_pointer, limits, overflow)
+    checks = functions = 0
+    span = module.code_payload()
+    native = None
+    if span is not None and (span[2] - span[1] >= NATIVE_FROM if native_scan is None
+                             else native_scan):
+        native = codescan.insert_after_global_sets(*span, stack_pointer, sequence, count)
+    if native is not None:
+        module.replace_code(native.payload, count)
+        checks, functions = native.inserted, native.functions
+    else:
+        checks, functions = _insert_in_python(module, stack_pointer, sequence, count)
+    dropped: list[str] = []
+    if functions:
+        dropped = sorted({name for name in module.custom_names()
+                          if name.startswith(".debug_") or name == "sourceMappingURL"})
+        for name in dropped:
+            module.remove_custom(name)
+    return CheckResult(checks, functions, dropped)
+
+
+def _insert_in_python(module: Module, stack_pointer: int, sequence: bytes,
+                      count: int) -> tuple[int, int]:
+    """The same insertion through the Python decoder (when the native scanner is not
+    available, or gave up on a body it cannot decode -- which then raises here)."""
     code = module.code
     checks = functions = 0
     for i in range(count):
@@ -241,15 +290,9 @@ def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, over
         code[i] = FunctionBody(b"".join(parts))
         checks += len(ends)
         functions += 1
-    dropped: list[str] = []
-    if functions:
-        dropped = sorted({name for name, _ in module.custom_sections()
-                          if name.startswith(".debug_") or name == "sourceMappingURL"})
-        for name in dropped:
-            module.remove_custom(name)
-    return CheckResult(checks, functions, dropped)
+    return checks, functions
 
 
 def defined_function_count(module: Module) -> int:
     """Number of function bodies (the program's own, before threadify adds any)."""
-    return len(module.code)
+    return module.function_count()

@@ -691,6 +691,33 @@ class Module:
                 out.append(s.id)
         return out
 
+    def function_count(self) -> int:
+        """Number of function bodies, without decoding the code section."""
+        return self._vector(S.CODE).length()
+
+    def code_payload(self) -> tuple[bytes, int, int] | None:
+        """Where the code section's payload as read (its count, then every body's entry) lies:
+        ``(buffer, start, end)``, usually the module's input bytes; None when there is no code
+        section or it was replaced. Nothing is decoded or copied."""
+        s = self._known.get(S.CODE)
+        if not isinstance(s, _VectorSection) or s.header is None or s._replaced:
+            return None
+        payload = s.payload
+        assert payload is not None
+        owner = payload.obj
+        start = s.payload_offset
+        if isinstance(owner, bytes) and owner[start:start + 1] == bytes(payload[:1]):
+            return owner, start, start + len(payload)
+        return bytes(payload), 0, len(payload)
+
+    def replace_code(self, payload: bytes, count: int) -> None:
+        """Use ``payload`` (a count, then ``count`` body entries) in place of the bodies the
+        module was decoded with; bodies appended since then follow them, unchanged."""
+        s = self._vector(S.CODE)
+        appended = list(s._tail) if s._items is None else s._items[len(s._snapshot):]
+        s.replace_payload([payload], count)
+        s._tail = appended
+
     def code_body_offsets(self) -> list[int]:
         """Offset of each function body (after its size LEB) from the start of the code
         section's payload, as decoded -- the offsets DWARF refers to."""
@@ -731,6 +758,10 @@ class Module:
     def custom_sections(self) -> list[tuple[str, bytes]]:
         """``(name, contents)`` of every custom section, in module order."""
         return [(s.name, bytes(s.contents())) for s in self._customs()]
+
+    def custom_names(self) -> list[str]:
+        """Names of the custom sections, in module order (their contents are not copied)."""
+        return [s.name for s in self._customs()]
 
     def get_custom(self, name: str) -> bytes | None:
         """Contents of the first custom section called ``name``, or None."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Rebuilds threadify/wasm/codescan.wasm from codescan.c (the committed .wasm is what threadify
+# loads; nothing needs a compiler at install or test time).  tests/test_codescan.py checks that
+# a rebuild reproduces the committed bytes when clang-22 is installed.
+#
+#   scripts/build_codescan.sh            into threadify/wasm/codescan.wasm
+#   scripts/build_codescan.sh OUT.wasm   elsewhere
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+CLANG=${CLANG:-clang-22}
+OUT=${1:-$HERE/threadify/wasm/codescan.wasm}
+# -mbulk-memory: __builtin_memcpy becomes memory.copy (no libc); no name section or producers
+# (-s): the module is data to threadify, and smaller.
+"$CLANG" --target=wasm32 -O2 -mbulk-memory -nostdlib -ffreestanding -std=c11 -Wall -Wextra \
+    -Werror -Wl,--no-entry -Wl,-s -Wl,--export=kinds \
+    -Wl,--export=reserve -Wl,--export=rewrite -Wl,--export=result -Wl,--export=checks \
+    -Wl,--export=functions -Wl,--export=failed_at -o "$OUT" "$HERE/threadify/wasm/codescan.c"

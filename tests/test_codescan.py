@@ -1,0 +1,140 @@
+"""The native scanner (``threadify/wasm/codescan.c`` run under wasmtime) gives exactly the bytes
+the Python decoder gives, on real compiler output and on random modules that use every proposal
+wasm-tools smith knows; and its committed ``.wasm`` is what its source builds to."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.tooling import FIXTURES, ROOT, wasm_tools
+from threadify.errors import WasmDecodeError
+from threadify.passes import stack_check
+from threadify.wasm import ExternKind, FunctionBody, Module, codescan
+
+SEQUENCE = stack_check.check_sequence(0, stack_check.LimitGlobals(300, 301), 70000)
+
+
+def _python(data: bytes, index: int, sequence: bytes) -> tuple[bytes | None, int]:
+    module = Module.decode(data)
+    count = module.function_count()
+    checks, _functions = stack_check._insert_in_python(module, index, sequence, count)
+    if not checks:
+        return None, 0
+    return module.encode(), checks
+
+
+def _native(data: bytes, index: int, sequence: bytes) -> tuple[bytes | None, int] | None:
+    module = Module.decode(data)
+    span = module.code_payload()
+    assert span is not None
+    done = codescan.insert_after_global_sets(*span, index, sequence, module.function_count())
+    if done is None:
+        return None
+    if not done.inserted:
+        return None, 0
+    module.replace_code(done.payload, module.function_count())
+    return module.encode(), done.inserted
+
+
+def _compare(data: bytes, index: int) -> bool:
+    """Both paths agree; ``False`` when the native scanner declined the module."""
+    native = _native(data, index, SEQUENCE)
+    if native is None:
+        return False
+    assert native == _python(data, index, SEQUENCE)
+    return True
+
+
+FIXTURE_FILES = sorted(FIXTURES.rglob("*.wasm"))
+#: The Python decoder needs seconds for the larger ones (Go's runtime, 1.5 MB).
+SMALL = [p for p in FIXTURE_FILES if p.stat().st_size < 256 << 10]
+LARGE = [p for p in FIXTURE_FILES if p.stat().st_size >= 256 << 10]
+
+
+@pytest.mark.parametrize("path", SMALL, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_native_equals_python_on_fixtures(path: Path) -> None:
+    _compare_file(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", LARGE, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_native_equals_python_on_large_fixtures(path: Path) -> None:
+    _compare_file(path)
+
+
+def _compare_file(path: Path) -> None:
+    data = path.read_bytes()
+    if Module.decode(data).code_payload() is None:
+        pytest.skip("no code section")
+    assert _compare(data, 0)
+
+
+@pytest.mark.slow
+def test_native_equals_python_on_random_modules() -> None:
+    tool = wasm_tools()
+    rng = random.Random(20261201)
+    flags = ["--threads-enabled", "--simd-enabled", "--exceptions-enabled", "--gc-enabled",
+             "--tail-call-enabled", "--relaxed-simd-enabled", "--reference-types-enabled",
+             "--bulk-memory-enabled", "--multi-value-enabled", "--wide-arithmetic-enabled",
+             "--memory64-enabled", "--extended-const-enabled"]
+    compared = with_writes = 0
+    for _ in range(60):
+        args = [tool, "smith", "--min-globals", "1", "--max-globals", "4",
+                "--min-funcs", "1", "--min-uleb-size", str(rng.choice([1, 5]))]
+        for flag in flags:
+            args += [flag, rng.choice(["true", "false"])]
+        proc = subprocess.run(args, input=rng.randbytes(4096), capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            continue
+        data = proc.stdout
+        if Module.decode(data).code_payload() is None:
+            continue
+        for index in range(2):
+            if _compare(data, index):
+                compared += 1
+                native = _native(data, index, SEQUENCE)
+                with_writes += native is not None and native[1] > 0
+    assert compared >= 50, compared
+    assert with_writes >= 5, with_writes
+
+
+def test_malformed_body_falls_back_to_python() -> None:
+    # A body whose last instruction runs past its end: the native scanner declines, the
+    # Python decoder reports it with its offset.
+    data = (FIXTURES / "stack/wasm/overflow.shared-stackfirst.wasm").read_bytes()
+    module = Module.decode(data)
+    names = module.names()
+    assert names is not None
+    index = names.find(1, "recurse")
+    assert index is not None
+    local = index - module.num_imported(ExternKind.FUNC)
+    raw = module.code[local].raw
+    module.code[local] = FunctionBody(raw[:-1] + b"\x41")  # `end` -> an i32.const opcode
+    broken = module.encode()
+    assert _native(broken, 0, SEQUENCE) is None
+    with pytest.raises(WasmDecodeError):
+        _python(broken, 0, SEQUENCE)
+
+
+def test_kind_tables_cover_every_opcode_of_the_python_decoder() -> None:
+    tables = codescan.kind_tables()
+    from threadify.wasm.opcodes import PREFIXES, SINGLE
+
+    assert all(tables[code] for code in SINGLE)
+    for prefix, table in PREFIXES.items():
+        assert tables[prefix] == codescan.K_PREFIX
+        assert all(tables[(prefix - 0xFA) * codescan.TABLE + sub] for sub in table)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("clang-22") is None, reason="clang-22 is not installed")
+def test_committed_scanner_is_what_its_source_builds(tmp_path: Path) -> None:
+    out = tmp_path / "codescan.wasm"
+    subprocess.run([str(ROOT / "scripts/build_codescan.sh"), str(out)], check=True,
+                   capture_output=True)
+    assert out.read_bytes() == codescan.WASM.read_bytes()

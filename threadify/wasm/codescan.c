@@ -1,0 +1,286 @@
+/*
+ * codescan.c - inserts a fixed instruction sequence after every `global.set G` of a code
+ * section, at native speed.  Compiled to wasm32 (build_codescan.sh) and run by threadify through
+ * wasmtime; threadify/wasm/codescan.py is its only user and explains why it exists.
+ *
+ * The immediate layout of every opcode comes from the host (the Python decoder's own tables in
+ * threadify/wasm/opcodes.py are copied into `kinds` before the first call), so this decoder and
+ * the Python one agree on what an instruction is.  Anything it does not know -- an opcode
+ * missing from the tables, a truncated body, a body that does not end exactly at its final
+ * `end` -- makes `rewrite` return -1 and the caller falls back to the Python decoder, which
+ * reports malformations with their offset.
+ *
+ * Memory: [heap base: kinds 5 x 512][positions scratch][input][output], grown on demand.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+enum kind {
+    K_UNKNOWN = 0, K_NONE, K_BT, K_IDX, K_IDX2, K_BRT, K_MEM, K_MEML, K_LANE, K_I32, K_I64,
+    K_F32, K_F64, K_V128, K_SELT, K_HT, K_ZERO, K_TT, K_BRC, K_PREFIX
+};
+
+#define TABLE 512             /* sub-opcodes per prefix table */
+#define MAX_POSITIONS 262144  /* global.set instructions in one body */
+
+extern unsigned char __heap_base;
+
+static uint8_t *kinds_at;     /* [0]: single-byte opcodes, [1..4]: prefixes 0xFB..0xFE */
+static uint32_t *positions;
+static uint8_t *input;
+static uint32_t input_cap;
+static uint8_t *output;
+static uint32_t output_cap;
+static uint32_t checks_done, functions_changed, error_offset;
+
+static uintptr_t heap_end(void) { return __builtin_wasm_memory_size(0) * 65536u; }
+
+static int ensure(uintptr_t end) {
+    uintptr_t have = heap_end();
+    if (end <= have) return 1;
+    uintptr_t pages = (end - have + 65535u) / 65536u;
+    return __builtin_wasm_memory_grow(0, pages) != (size_t)-1;
+}
+
+static void setup(void) {
+    if (kinds_at) return;
+    uintptr_t base = ((uintptr_t)&__heap_base + 15u) & ~(uintptr_t)15u;
+    kinds_at = (uint8_t *)base;
+    positions = (uint32_t *)(base + 5 * TABLE);
+    input = (uint8_t *)(base + 5 * TABLE + 4 * MAX_POSITIONS);
+    ensure((uintptr_t)input);
+}
+
+/* Where the host writes the opcode tables (5 x 512 kind bytes). */
+uint8_t *kinds(void) {
+    setup();
+    return kinds_at;
+}
+
+/* A buffer of `size` bytes for the code section's payload (input). */
+uint8_t *reserve(uint32_t size) {
+    setup();
+    if (!ensure((uintptr_t)input + size)) return 0;
+    input_cap = size;
+    output = input + ((size + 15u) & ~15u);
+    output_cap = 0;
+    return input;
+}
+
+uint8_t *result(void) { return output; }
+uint32_t checks(void) { return checks_done; }
+uint32_t functions(void) { return functions_changed; }
+uint32_t failed_at(void) { return error_offset; }
+
+/* --- reading --------------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p, *end;
+    int bad;
+} reader;
+
+static uint32_t u32(reader *r) {
+    uint32_t value = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (r->p >= r->end) break;
+        uint8_t b = *r->p++;
+        value |= (uint32_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return value;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static void leb(reader *r) { /* any LEB128 up to 64 bits (10 bytes) */
+    for (int i = 0; i < 10; i++) {
+        if (r->p >= r->end) break;
+        if (!(*r->p++ & 0x80)) return;
+    }
+    r->bad = 1;
+}
+
+static void take(reader *r, uint32_t n) {
+    if ((uint32_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        r->p = r->end;
+    } else {
+        r->p += n;
+    }
+}
+
+static uint8_t byte(reader *r) {
+    if (r->p >= r->end) {
+        r->bad = 1;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static void valtype(reader *r) {
+    uint8_t b = byte(r);
+    if (b == 0x63 || b == 0x64) leb(r); /* (ref null? heaptype) */
+}
+
+static void blocktype(reader *r) {
+    if (r->p < r->end && (*r->p == 0x63 || *r->p == 0x64)) r->p++;
+    leb(r); /* 0x40, a value type byte, or an s33 type index */
+}
+
+static void memarg(reader *r) {
+    uint32_t flags = u32(r);
+    if (flags & 0x40) u32(r);
+    leb(r);
+}
+
+/* Skips the immediates of an instruction of kind `k`; 0 when the kind is unknown. */
+static int immediates(reader *r, uint8_t k) {
+    uint32_t n;
+    switch (k) {
+    case K_NONE: return 1;
+    case K_BT: blocktype(r); return 1;
+    case K_IDX: case K_I32: case K_I64: case K_HT: leb(r); return 1;
+    case K_IDX2: leb(r); leb(r); return 1;
+    case K_BRT:
+        n = u32(r);
+        for (uint32_t i = 0; i <= n && !r->bad; i++) leb(r);
+        return 1;
+    case K_MEM: memarg(r); return 1;
+    case K_MEML: memarg(r); take(r, 1); return 1;
+    case K_LANE: case K_ZERO: take(r, 1); return 1;
+    case K_F32: take(r, 4); return 1;
+    case K_F64: take(r, 8); return 1;
+    case K_V128: take(r, 16); return 1;
+    case K_SELT:
+        n = u32(r);
+        for (uint32_t i = 0; i < n && !r->bad; i++) valtype(r);
+        return 1;
+    case K_TT:
+        blocktype(r);
+        n = u32(r);
+        for (uint32_t i = 0; i < n && !r->bad; i++) {
+            uint8_t c = byte(r);
+            if (c < 2) leb(r);
+            leb(r);
+        }
+        return 1;
+    case K_BRC: take(r, 1); leb(r); leb(r); leb(r); return 1;
+    default: return 0;
+    }
+}
+
+/* Offsets (from the body's first byte) right after each `global.set target`; -1 if the body
+ * cannot be decoded here. */
+static int32_t scan_body(const uint8_t *body, uint32_t size, uint32_t target) {
+    reader r = {body, body + size, 0};
+    uint32_t groups = u32(&r);
+    for (uint32_t i = 0; i < groups && !r.bad; i++) {
+        leb(&r);
+        valtype(&r);
+    }
+    int32_t found = 0;
+    uint32_t depth = 0;
+    while (!r.bad) {
+        if (r.p >= r.end) return -1;
+        uint8_t op = *r.p++;
+        uint8_t k = kinds_at[op];
+        if (k == K_PREFIX) {
+            uint32_t sub = u32(&r);
+            k = sub < TABLE ? kinds_at[(op - 0xFA) * TABLE + sub] : K_UNKNOWN;
+        } else if (op == 0x24) { /* global.set */
+            uint32_t index = u32(&r);
+            if (index == target && !r.bad) {
+                if (found >= MAX_POSITIONS) return -1;
+                positions[found++] = (uint32_t)(r.p - body);
+            }
+            continue;
+        } else if (op == 0x0B || op == 0x18) { /* end, delegate */
+            if (depth == 0) {
+                if (op == 0x18) return -1;
+                return r.p == r.end ? found : -1;
+            }
+            depth--;
+            continue;
+        } else if (op == 0x02 || op == 0x03 || op == 0x04 || op == 0x06 || op == 0x1F) {
+            depth++; /* block, loop, if, try, try_table: their immediates follow */
+        }
+        if (!immediates(&r, k)) return -1;
+    }
+    return -1;
+}
+
+/* --- writing --------------------------------------------------------------------------- */
+
+static uint8_t *out_p;
+
+static int room(uint32_t n) {
+    uintptr_t end = (uintptr_t)out_p + n;
+    if (end > (uintptr_t)output + output_cap) {
+        if (!ensure(end + (end - (uintptr_t)output) / 4)) return 0;
+        output_cap = (uint32_t)(heap_end() - (uintptr_t)output);
+    }
+    return 1;
+}
+
+static int put(const uint8_t *src, uint32_t n) {
+    if (!room(n)) return 0;
+    __builtin_memcpy(out_p, src, n);
+    out_p += n;
+    return 1;
+}
+
+static int put_u32(uint32_t v) {
+    uint8_t buf[5];
+    int n = 0;
+    do {
+        uint8_t b = v & 0x7f;
+        v >>= 7;
+        buf[n++] = b | (v ? 0x80 : 0);
+    } while (v);
+    return put(buf, (uint32_t)n);
+}
+
+/*
+ * Rewrites the code-section payload in `input[0..size)`: after every `global.set target` of the
+ * first `limit` bodies, `sequence[0..length)` is inserted (it sits in the input buffer's tail,
+ * after the payload).  Other bodies and the section's count are copied byte for byte.
+ * Returns the new payload's length (at `result()`), or -1 (`failed_at()`: the body's offset).
+ */
+int32_t rewrite(uint32_t size, uint32_t seq_offset, uint32_t length, uint32_t target,
+                uint32_t limit) {
+    const uint8_t *sequence = input + seq_offset;
+    checks_done = functions_changed = 0;
+    error_offset = 0;
+    out_p = output;
+    reader r = {input, input + size, 0};
+    uint32_t count = u32(&r);
+    if (r.bad || !put(input, (uint32_t)(r.p - input))) return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *entry = r.p;
+        uint32_t body_size = u32(&r);
+        const uint8_t *body = r.p;
+        error_offset = (uint32_t)(entry - input);
+        if (r.bad || (uint32_t)(r.end - body) < body_size) return -1;
+        r.p = body + body_size;
+        int32_t found = 0;
+        if (i < limit) {
+            found = scan_body(body, body_size, target);
+            if (found < 0) return -1;
+        }
+        if (found == 0) {
+            if (!put(entry, (uint32_t)(r.p - entry))) return -1;
+            continue;
+        }
+        if (!put_u32(body_size + (uint32_t)found * length)) return -1;
+        uint32_t last = 0;
+        for (int32_t j = 0; j < found; j++) {
+            if (!put(body + last, positions[j] - last) || !put(sequence, length)) return -1;
+            last = positions[j];
+        }
+        if (!put(body + last, body_size - last)) return -1;
+        checks_done += (uint32_t)found;
+        functions_changed++;
+    }
+    if (r.p != r.end) return -1;
+    error_offset = 0;
+    return (int32_t)(out_p - output);
+}
