@@ -15,6 +15,7 @@ decoder, which also reports malformations with their offset.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import threading
 from dataclasses import dataclass
@@ -73,7 +74,21 @@ def _compiled_once() -> tuple[Any, Any] | None:
 
 def _compiled() -> tuple[Any, Any] | None:
     with _lock:
-        return _compiled_once()
+        compiled = _compiled_once()
+        if compiled is not None and not _release_registered:
+            _register_release()
+        return compiled
+
+
+_release_registered = False
+
+
+def _register_release() -> None:
+    """Free the engine and module at exit while wasmtime's library is still loaded (freed
+    later, during interpreter teardown, wasmtime-py prints ignored exceptions)."""
+    global _release_registered
+    _release_registered = True
+    atexit.register(_compiled_once.cache_clear)
 
 
 def warm_up() -> threading.Thread:
