@@ -29,9 +29,9 @@ stack as well.
 Only bodies that contain the bytes of a ``global.set`` of the stack pointer are decoded (the
 other bodies pass through as bytes); a candidate is decoded completely before it is changed,
 since those bytes also occur inside other instructions' immediates. Large code sections are
-decoded by the native scanner of :mod:`threadify.wasm.codescan` (same tables, same bytes out). Changed bodies move the code
-that follows them, so DWARF and source maps describing the code would be wrong: they are
-dropped, and the result says so.
+decoded by the native scanner of :mod:`threadify.wasm.codescan` (same tables, same bytes out).
+Changed bodies move the code that follows them, so DWARF and source maps describing the code
+would be wrong: they are dropped, and the result says so.
 """
 
 from __future__ import annotations
