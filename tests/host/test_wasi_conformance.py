@@ -200,3 +200,31 @@ def test_a_link_whose_target_is_not_utf8_cannot_be_read(tmp_path: Path) -> None:
         os.symlink(b"\xff", os.path.join(bytes(wasi_diff.make_tree(base)), b"link"))
         outcomes.append(run(module, base).code)
     assert outcomes == [25, 25]
+
+
+LIMITS = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 2100)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 134217721))  ;; with the 8-byte iovec: 128 MiB + 1
+    (if (i32.ne (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))
+                (i32.const 48))  ;; NOMEM
+      (then (call $exit (i32.const 10))))
+    (drop (call $random (i32.const 64) (i32.const 67108865)))  ;; 64 MiB + 1: ends the run
+    (call $exit (i32.const 11))))
+"""
+
+
+def test_the_per_call_copy_limits_are_wasmtimes(tmp_path: Path) -> None:
+    """wasmtime moves at most 128 MiB per call (more is NOMEM) and random_get ends the run
+    beyond 64 MiB (exit 1); nothing is written by the refused call."""
+    from tests.tooling import wat2wasm
+
+    module = tmp_path / "limits.wasm"
+    module.write_bytes(wat2wasm(LIMITS))
+    reference, ours = wasi_diff.both(module, tmp_path)
+    assert (reference.code, reference.stdout) == (1, "")
+    assert (ours.code, ours.stdout) == (1, "")

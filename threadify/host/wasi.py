@@ -65,6 +65,7 @@ ENOENT = _ERRNO_NAMES.index("NOENT")
 ESPIPE = _ERRNO_NAMES.index("SPIPE")
 EILSEQ = _ERRNO_NAMES.index("ILSEQ")
 ENOTSOCK = _ERRNO_NAMES.index("NOTSOCK")
+ENOMEM = _ERRNO_NAMES.index("NOMEM")
 ENAMETOOLONG = _ERRNO_NAMES.index("NAMETOOLONG")
 EOVERFLOW = _ERRNO_NAMES.index("OVERFLOW")
 
@@ -99,6 +100,12 @@ _SUB_CLOCK = struct.Struct("<IxxxxQQH")  # preview1: clock id, timeout, precisio
 
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
+
+# wasmtime copies at most this many bytes of guest data per call (iovec arrays and the buffer
+# moved, path strings, poll arrays); a call that needs more fails with NOMEM.
+HOSTCALL_FUEL = 128 << 20
+# random_get asks for at most this many bytes; more ends the program.
+RANDOM_MAX = 64 << 20
 
 
 class WasiError(Exception):
@@ -297,6 +304,8 @@ class Wasi:
         return entry
 
     def _path(self, ptr: int, length: int) -> str:
+        if length > HOSTCALL_FUEL:
+            raise WasiError(ENOMEM)
         raw = self._read(ptr, length)
         try:
             return raw.decode()
@@ -331,10 +340,14 @@ class Wasi:
 
     def _first_buffer(self, iovs: int, count: int) -> tuple[int, int]:
         """The first non-empty (buf, len) of an iovec array: wasmtime moves only that one."""
+        if 8 * count > HOSTCALL_FUEL:
+            raise WasiError(ENOMEM)
         raw = self._array(iovs, count, 8, 4)
         for i in range(count):
             buf, length = struct.unpack_from("<II", raw, 8 * i)
             if length:
+                if 8 * count + length > HOSTCALL_FUEL:
+                    raise WasiError(ENOMEM)
                 self._read(buf, 0)
                 if buf + length > 1 << 32:
                     raise GuestTrap("buffer overflows the address space")
@@ -410,6 +423,8 @@ class Wasi:
         return ESUCCESS
 
     def random_get(self, buf: int, length: int) -> int:
+        if length > RANDOM_MAX:
+            raise GuestTrap(f"random_get of {length} bytes exceeds the limit of {RANDOM_MAX}")
         self._write(buf, os.urandom(length))
         return ESUCCESS
 
@@ -909,6 +924,8 @@ class Wasi:
         """poll_oneoff over subscriptions of ``size`` bytes read by ``parse``."""
         if count == 0:
             return EINVAL
+        if count > 1 and (size + 32) * count > HOSTCALL_FUEL:
+            return ENOMEM
         raw = self._array(subs, count, size, 8)
         parsed = [parse(raw, size * i) for i in range(count)]
         if count == 1 and parsed[0][1] == EV_CLOCK:
