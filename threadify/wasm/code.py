@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from threadify.wasm.instructions import (
@@ -16,7 +15,7 @@ from threadify.wasm.instructions import (
 )
 from threadify.wasm.opcodes import BLOCK_OPENERS
 from threadify.wasm.reader import Reader
-from threadify.wasm.types import FuncType, ValType, encode_valtype
+from threadify.wasm.types import FuncType, ValType, _set, _Value, encode_valtype
 from threadify.wasm.writer import uleb
 
 
@@ -29,18 +28,24 @@ def _read_locals(r: Reader) -> list[tuple[int, ValType]]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionBody:
+class FunctionBody(_Value, shown=("raw",), compared=("raw",)):
     """A code-section entry: the bytes after its size prefix (locals vector + expression).
 
     Nothing is decoded until asked for, and nothing decoded is cached: a module with tens of
     thousands of functions costs one ``bytes`` slice per function until a pass looks inside.
     ``base`` is the absolute offset of ``raw`` in the decoded module (0 for built bodies); it
-    only serves error messages and does not take part in comparisons.
+    only serves error messages and does not take part in comparisons. (Written out like the
+    items of :mod:`.types`.)
     """
 
+    __slots__ = ("raw", "base")
+    _defaults = {"base": 0}
     raw: bytes
-    base: int = field(default=0, compare=False, repr=False)
+    base: int
+
+    def __init__(self, raw: bytes, base: int = 0) -> None:
+        _set(self, "raw", raw)
+        _set(self, "base", base)
 
     def locals(self) -> list[tuple[int, ValType]]:
         """Local declarations as ``(count, type)`` groups, as encoded."""

@@ -11,13 +11,12 @@ layout of every instruction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from threadify.errors import WasmDecodeError
 from threadify.wasm.opcodes import BY_NAME, NATURAL_ALIGN, PREFIXES, SINGLE
 from threadify.wasm.reader import Reader
-from threadify.wasm.types import REF, REF_NULL, SINGLE_BYTE_TYPES, ValType
+from threadify.wasm.types import REF, REF_NULL, SINGLE_BYTE_TYPES, ValType, _set, _Value
 from threadify.wasm.writer import sleb, uleb
 
 
@@ -38,17 +37,23 @@ class TypeIndex(int):
 BlockType = None | ValType | TypeIndex
 
 
-@dataclass(frozen=True, slots=True)
-class Instr:
+class Instr(_Value, shown=("op", "imm"), compared=("op", "imm")):
     """One instruction: text-format mnemonic, immediates (see :mod:`.opcodes`), original bytes.
 
     ``raw`` does not take part in comparisons: two instructions are equal when they mean the
-    same thing, whatever their encoding.
+    same thing, whatever their encoding. (Written out like the items of :mod:`.types`.)
     """
 
+    __slots__ = ("op", "imm", "raw")
+    _defaults = {"imm": (), "raw": None}
     op: str
-    imm: tuple[Any, ...] = ()
-    raw: bytes | None = field(default=None, compare=False, repr=False)
+    imm: tuple[Any, ...]
+    raw: bytes | None
+
+    def __init__(self, op: str, imm: tuple[Any, ...] = (), raw: bytes | None = None) -> None:
+        _set(self, "op", op)
+        _set(self, "imm", imm)
+        _set(self, "raw", raw)
 
     def __str__(self) -> str:
         return " ".join([self.op, *(repr(i) for i in self.imm)])

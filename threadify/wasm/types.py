@@ -110,10 +110,10 @@ class _DataclassFields:
 
 class _Value:
     """Base of the item classes: immutable, equal and hashed by the fields in ``__slots__``
-    (in order), shown by the fields in ``_shown``."""
+    (or by ``compared``), shown by the fields in ``shown``."""
 
     __slots__ = ()
-    _key: Callable[[Any], tuple[Any, ...]]
+    _key: Callable[[Any], Any]
     _shown: tuple[str, ...]
     _defaults: ClassVar[dict[str, Any]] = {}
     if TYPE_CHECKING:  # what dataclasses.replace() and friends look for
@@ -121,9 +121,11 @@ class _Value:
     else:
         __dataclass_fields__ = _DataclassFields()
 
-    def __init_subclass__(cls, shown: tuple[str, ...] | None = None) -> None:
+    def __init_subclass__(cls, shown: tuple[str, ...] | None = None,
+                          compared: tuple[str, ...] | None = None) -> None:
         names: tuple[str, ...] = tuple(cls.__slots__)
-        cls._key = attrgetter(names[0], *names[1:])
+        compared = names if compared is None else compared
+        cls._key = attrgetter(compared[0], *compared[1:])
         cls._shown = names if shown is None else shown
         cls.__match_args__ = names  # type: ignore[misc,attr-defined]
 
@@ -150,7 +152,8 @@ class _Value:
         return f"{self.__class__.__qualname__}({fields})"
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self._key(self)
+        names: tuple[str, ...] = tuple(self.__slots__)
+        return tuple(getattr(self, name) for name in names)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         names: tuple[str, ...] = tuple(self.__slots__)
