@@ -32,6 +32,11 @@ def _trap(message: str) -> int:
     return int(capi.wasmtime_trap_new(raw, len(raw)) or 0)
 
 
+def trap_pointer(message: str) -> int:
+    """A new wasm trap carrying ``message``: what a host function returns to trap its caller."""
+    return _trap(message)
+
+
 @capi.callback_t  # type: ignore[untyped-decorator]
 def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
     call = CURRENT_CALL

@@ -37,6 +37,11 @@ import threading
 import time
 from typing import Any
 
+from threadify.host import termination
+from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer, wasi_handler
+from threadify.host.memory import GuestFault, MemoryMissing
+from threadify.host.spawning import THREAD, Refusal
+
 WASIX_MODULE = "wasix_32v1"
 
 ESUCCESS = 0
@@ -135,9 +140,6 @@ class Wasix:
         self.futexes = Futexes()
 
     def thread_spawn_v2(self, start_ptr: int, ret_tid: int) -> int:
-        from threadify.host.memory import GuestFault
-        from threadify.host.spawning import Refusal
-
         try:
             self.mem.check(start_ptr, THREAD_START_SIZE)
         except GuestFault:
@@ -153,16 +155,11 @@ class Wasix:
         return ESUCCESS
 
     def thread_id(self, ret_tid: int) -> int:
-        from threadify.host.spawning import THREAD
-
         self.mem.set_u32(ret_tid, getattr(THREAD, "tid", MAIN_TID))
         return ESUCCESS
 
     def thread_exit(self, code: int) -> None:
-        """Never returns normally: the trampoline unwinds the thread (see ``define_wasix``)."""
-        from threadify.host import termination
-        from threadify.host.spawning import THREAD
-
+        """Never returns normally: the trampoline unwinds the thread (see ``_handler``)."""
         if getattr(THREAD, "tid", None) is None:
             termination.end_run(0)  # the main thread: the program ends, as Wasmer does
         THREAD.exiting = True
@@ -221,9 +218,6 @@ def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner:
     Without a memory WASI could use (``has_memory``), a call that needs memory ends the run as
     the preview1 calls then do (docs/host.md, "Plain modules").
     """
-    from threadify.host.linking import _trap, define, memoryless_handler, wasi_handler
-    from threadify.host.memory import GuestFault, MemoryMissing
-
     wasix = Wasix(memory, spawner)
     for name in names:
         if name not in THREAD_CALLS:  # a preview1 function: the same implementation
@@ -233,28 +227,30 @@ def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner:
             continue
         params, results = THREAD_CALLS[name]
         impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
-        define(linker, WASIX_MODULE, name, params, results,
-               _handler(impl, params, bool(results), name == "thread_exit", GuestFault, _trap,
-                        memoryless_handler(name), MemoryMissing))
+        define(linker, WASIX_MODULE, name, params, results, _handler(name, impl, params, results))
 
 
-def _handler(impl: Any, params: str, has_result: bool, exits: bool,
-             fault: type[BaseException], trap: Any, no_memory: Any,
-             missing: type[BaseException]) -> Any:
-    """Adapt ``impl`` to the raw calling convention; a bad pointer becomes MEMVIOLATION."""
+def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
+    """Adapt ``impl`` to the raw calling convention; a bad pointer becomes MEMVIOLATION.
+
+    ``thread_exit`` unwinds its thread with a trap, which :mod:`threadify.host.spawning` ends
+    quietly because the thread asked for it (``THREAD.exiting``).
+    """
     wide = [kind == "I" for kind in params]
+    exits = name == "thread_exit"
+    no_memory = memoryless_handler(name)
 
     def handler(args: Any) -> int:
         values = [args[i].i64 if w else args[i].i32 & M32 for i, w in enumerate(wide)]
         try:
             result = impl(*values)
-        except fault:
+        except GuestFault:
             result = EMEMVIOLATION
-        except missing:
-            return int(no_memory(args))
+        except MemoryMissing:
+            return no_memory(args)
         if exits:
-            return int(trap("thread_exit"))  # unwinds the thread; spawning ends it quietly
-        if has_result:
+            return trap_pointer("thread_exit")
+        if results:
             args[0].i32 = result
         return 0
 
