@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -380,3 +381,15 @@ def test_fixture_programs_still_pass_with_checks(tmp_path: Path, fixture: str) -
     result = run_cli([str(_write(tmp_path, "out.wasm", output))])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].endswith("ok"), result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("clang-22") is None or shutil.which("wasm-ld-22") is None,
+                    reason="clang-22 / wasm-ld-22 are not installed")
+def test_fixtures_rebuild_to_the_committed_bytes(tmp_path: Path) -> None:
+    subprocess.run([str(STACK / "build.sh"), "--out", str(tmp_path)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    committed = sorted(p.name for p in (STACK / "wasm").glob("*.wasm"))
+    assert committed == sorted(p.name for p in tmp_path.glob("*.wasm"))
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (STACK / "wasm" / name).read_bytes(), name
