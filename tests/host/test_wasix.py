@@ -53,6 +53,8 @@ EXPECTED: dict[str, tuple[str, int]] = {
     "join_sleep_yield": ("0 0 0 0 0 0 1", 0),
     # four sequential spawns (older name thread_spawn) get TIDs 2, 3, 4, 5
     "tids_sequential": ("2 3 4 5", 0),
+    # a thread joining the main thread (TID 1) waits until the run ends
+    "join_main_thread": ("0 0", 0),
 }
 #: Quick enough for every run; the rest are marked slow.
 QUICK = {"spawn_basic", "spawn_bad_pointers", "futex_calls", "thread_exit_in_thread"}

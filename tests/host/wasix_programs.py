@@ -321,3 +321,16 @@ PROGRAMS["not_shared_no_thread_start"] = program("""
     (call $record (i32.const 1024) (i32.const 40000) (i32.const 0))
     (call $print (call $thread_spawn_v2 (i32.const 1024) (i32.const 12)))
     (call $print (call $thread_spawn_v2 (i32.const 131072) (i32.const 12))))""", memory="plain")
+
+PROGRAMS["join_main_thread"] = program("""
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $signal (i32.const 20))
+    (drop (call $thread_join (i32.const 1)))
+    (call $signal (i32.const 16)))
+  (func (export "_start")
+    (call $record (i32.const 1024) (i32.const 40000) (i32.const 0))
+    (call $print (call $thread_spawn_v2 (i32.const 1024) (i32.const 12)))
+    (call $await (i32.const 20))
+    ;; the thread is joining the main thread: it must not get past that while main runs
+    (drop (memory.atomic.wait32 (i32.const 16) (i32.const 0) (i64.const 300000000)))
+    (call $print (i32.atomic.load (i32.const 16))))""", ("thread_spawn_v2", "thread_join"))

@@ -18,7 +18,8 @@ provided, each call checked against Wasmer by the differential tests in
 - TIDs: the main thread is 1, spawned threads get 2, 3, ... (``thread_id``).
 - ``thread_exit``: ends the calling thread; in the main thread it ends the program with 0, as
   returning from ``_start`` does.
-- ``thread_join(tid)``: waits for a live thread; at once for any other TID.
+- ``thread_join(tid)``: waits for a live thread (for the main thread: until the run ends); at
+  once for any other TID.
 - ``thread_sleep(ns)``, ``thread_parallelism`` (the CPUs this process may run on).
 - ``futex_wait(ptr, expected, timeout_ptr, ret_woken)``, ``futex_wake``, ``futex_wake_all``:
   a futex table of the host's own (it does not wake ``memory.atomic.wait32``, nor the other way
@@ -165,6 +166,8 @@ class Wasix:
         THREAD.exiting = True
 
     def thread_join(self, tid: int) -> int:
+        if tid == MAIN_TID:  # the main thread ends the whole run: the caller never goes on
+            threading.Event().wait()
         self.spawner.join(tid)
         return ESUCCESS
 
