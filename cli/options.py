@@ -1,108 +1,146 @@
 """Every command's arguments and options, declared once.
 
-Each command's arguments are a dataclass whose fields *are* the option table: the field's name
-is the keyword it sets (for the transform, the keyword of :func:`threadify.transform`), its
-type and default are the value's, and its metadata (:class:`Spec`) gives the flags, the help
+Each command's arguments are a class whose annotated attributes *are* the option table: the
+attribute's name is the keyword it sets (for the transform, the keyword of
+:func:`threadify.transform`), its annotation is the value's type, and its value (a
+:class:`Spec`, from :func:`option` or :func:`argument`) gives the flags, the default, the help
 text and how to read the value. :mod:`threadify_cli.parsing` reads these tables to parse command
-lines and to write ``--help``; nothing else lists options, so the parser, the help and the
-hints that name a flag cannot disagree.
+lines and to write ``--help``; nothing else lists options, so the parser, the help and the hints
+that name a flag cannot disagree.
 
-These classes are built at every start-up, so they skip the generated ``__eq__`` and
-``__repr__`` (nothing compares or prints them, and each generated method costs start-up time),
-and annotations are evaluated eagerly (dataclasses read string annotations more slowly).
+The shape is a dataclass's, without ``dataclasses``: these classes are built at every start-up,
+and importing ``dataclasses`` alone costs ~6 ms (``threadify run`` otherwise never imports it).
 """
 
-from dataclasses import MISSING, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from threadify.abi import DEFAULT_STACK_SIZE
 from threadify.host import DEFAULT_MAX_THREADS
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 #: How a value is read: ``text`` as given, ``size`` as bytes (``1MiB``), ``count`` as a whole
 #: number >= 0, ``flag`` takes no value (present: True), ``list`` collects every occurrence.
 Kind = Literal["text", "size", "count", "flag", "list"]
 
+#: The default of an option that must be given.
+REQUIRED: Any = object()
 
-@dataclass(eq=False, repr=False)
+
 class Spec:
-    """How one field of a command's arguments appears on the command line."""
+    """How one attribute of a command's arguments appears on the command line."""
 
-    #: ``("-o", "--output")``; empty for a positional argument.
-    flags: tuple[str, ...]
-    help: str
-    #: The value's placeholder in ``--help`` (``FILE``, ``SIZE``); the argument's name.
-    metavar: str = ""
-    kind: Kind = "text"
-    #: A flag that also has a ``--no-`` form (to override an earlier one, e.g. in a script).
-    negatable: bool = False
-    #: A positional argument that takes every remaining argument (and all after ``--``).
-    rest: bool = False
+    __slots__ = ("default", "flags", "help", "kind", "library", "metavar", "negatable", "rest")
+
+    def __init__(self, flags: tuple[str, ...], help: str, *, default: Any = REQUIRED,
+                 metavar: str = "", kind: Kind = "text", negatable: bool = False,
+                 rest: bool = False, library: bool = False) -> None:
+        #: ``("-o", "--output")``; empty for a positional argument.
+        self.flags = flags
+        self.help = help
+        #: The value when the option is not given (:data:`REQUIRED`: it must be).
+        self.default = default
+        #: The value's placeholder in ``--help`` (``FILE``, ``SIZE``); the argument's name.
+        self.metavar = metavar
+        self.kind: Kind = kind
+        #: A flag that also has a ``--no-`` form (to override an earlier one, e.g. in a script).
+        self.negatable = negatable
+        #: A positional argument that takes every remaining argument (and all after ``--``).
+        self.rest = rest
+        #: An option of the library (:class:`threadify.pipeline.Options`), passed on as it is.
+        self.library = library
 
     @property
     def long(self) -> str:
         """The long flag (how hints and errors name the option)."""
         return next((f for f in self.flags if f.startswith("--")), self.flags[0])
 
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
 
-def option(*flags: str, help: str, default: Any = MISSING, metavar: str = "",
-           kind: Kind = "text", negatable: bool = False) -> Any:
-    """A dataclass field for an option (no ``default``: the option is required)."""
-    spec = Spec(flags, help, metavar, kind, negatable)
-    if kind == "list":
-        return field(default_factory=list, metadata={"cli": spec})
-    return field(default=default, metadata={"cli": spec})
+
+def option(*flags: str, help: str, default: Any = REQUIRED, metavar: str = "",
+           kind: Kind = "text", negatable: bool = False, library: bool = False) -> Any:
+    """An option (no ``default``: it must be given). Typed ``Any`` so that the attribute keeps
+    its annotation's type, as with ``dataclasses.field``."""
+    return Spec(flags, help, default=[] if kind == "list" else default, metavar=metavar,
+                kind=kind, negatable=negatable, library=library)
 
 
 def argument(metavar: str, help: str, *, rest: bool = False) -> Any:
-    """A dataclass field for a positional argument (``rest``: all remaining arguments)."""
-    spec = Spec((), help, metavar, "list" if rest else "text", rest=rest)
-    if rest:
-        return field(default_factory=list, metadata={"cli": spec})
-    return field(metadata={"cli": spec})
+    """A positional argument (``rest``: all remaining arguments, possibly none)."""
+    return Spec((), help, default=[] if rest else REQUIRED, metavar=metavar,
+                kind="list" if rest else "text", rest=rest)
 
 
-def spec_of(cls: "type[DataclassInstance]", name: str) -> Spec:
-    """The :class:`Spec` of field ``name`` of the arguments class ``cls``."""
-    for item in fields(cls):
-        if item.name == name:
-            spec: Spec = item.metadata["cli"]
-            return spec
-    raise KeyError(f"{cls.__name__} has no option {name!r}")
+class Arguments:
+    """Base of the arguments classes: collects the table, and builds instances from it."""
+
+    #: The table: attribute name -> :class:`Spec`, in declaration order.
+    specs: ClassVar[dict[str, Spec]] = {}
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.specs = {name: value for name, value in vars(cls).items()
+                     if isinstance(value, Spec)}
+
+    def __init__(self, **values: Any) -> None:
+        for name, spec in self.specs.items():
+            if name in values:
+                value = values.pop(name)
+            elif spec.required:
+                raise TypeError(f"{type(self).__name__}: {name} is required")
+            else:
+                value = list(spec.default) if isinstance(spec.default, list) else spec.default
+            setattr(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}: unknown {', '.join(sorted(values))}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every attribute's value (for ``--json`` reports and tests)."""
+        return {name: getattr(self, name) for name in self.specs}
 
 
-@dataclass(eq=False, repr=False)
-class TransformArgs:
+def spec_of(cls: type[Arguments], name: str) -> Spec:
+    """The :class:`Spec` of attribute ``name`` of the arguments class ``cls``."""
+    try:
+        return cls.specs[name]
+    except KeyError:
+        raise KeyError(f"{cls.__name__} has no option {name!r}") from None
+
+
+class TransformArgs(Arguments):
     """``threadify INPUT -o OUTPUT [options]``.
 
-    The options from ``stack_size`` to ``stack_check`` are the library's
-    (:func:`threadify.transform`): same names, same defaults, values in the same units.
+    The options marked ``library`` are :func:`threadify.transform`'s keywords: same names, same
+    defaults, values in the same units (a test holds them equal).
     """
 
     input: str = argument("INPUT", "Input .wasm file ('-' reads stdin).")
     output: str = option("-o", "--output", metavar="OUTPUT", help=(
         "Output file ('-' writes stdout). May equal the input; written only on success."))
-    stack_size: int = option("--stack-size", kind="size", metavar="SIZE",
-                             default=DEFAULT_STACK_SIZE, help=(
-        "Stack size of every new thread: bytes, or with KiB/MiB/GiB; a multiple of 16."))
-    max_memory: int | None = option("--max-memory", kind="size", metavar="SIZE", default=None,
-                                    help=(
-        "Maximum memory (a multiple of 64KiB). Default: keep the input's, or 1GiB if it has "
-        "none."))
-    allow_non_atomic: bool = option("--allow-non-atomic", kind="flag", negatable=True,
-                                    default=False, help=(
-        "Accept code compiled without atomics (its own memory accesses are not thread-safe)."))
-    validate: bool | None = option("--validate", kind="flag", negatable=True, default=None,
-                                   help=(
-        "Validate the whole input (in parallel with the rewrite) and reject it if it is "
-        "invalid. Default: inputs up to 16MiB are validated; larger ones only with --validate "
-        "(or --verify), because checking every function body costs more than the rewrite."))
-    stack_check: bool = option("--stack-check", kind="flag", negatable=True, default=False,
-                               help=(
-        "Add stack-limit checks: a thread that overflows its stack traps instead of "
-        "overwriting memory (docs/stack-check.md)."))
+    stack_size: int = option(
+        "--stack-size", kind="size", metavar="SIZE", default=DEFAULT_STACK_SIZE, library=True,
+        help="Stack size of every new thread: bytes, or with KiB/MiB/GiB; a multiple of 16.")
+    max_memory: int | None = option(
+        "--max-memory", kind="size", metavar="SIZE", default=None, library=True,
+        help="Maximum memory (a multiple of 64KiB). Default: keep the input's, or 1GiB if it "
+             "has none.")
+    allow_non_atomic: bool = option(
+        "--allow-non-atomic", kind="flag", negatable=True, default=False, library=True,
+        help="Accept code compiled without atomics (its own memory accesses are not "
+             "thread-safe).")
+    validate: bool | None = option(
+        "--validate", kind="flag", negatable=True, default=None, library=True,
+        help="Validate the whole input (in parallel with the rewrite) and reject it if it is "
+             "invalid. Default: inputs up to 16MiB are validated; larger ones only with "
+             "--validate (or --verify), because checking every function body costs more than "
+             "the rewrite.")
+    stack_check: bool = option(
+        "--stack-check", kind="flag", negatable=True, default=False, library=True,
+        help="Add stack-limit checks: a thread that overflows its stack traps instead of "
+             "overwriting memory (docs/stack-check.md).")
     verify: bool = option("--verify", kind="flag", negatable=True, default=False, help=(
         "Before writing the output, validate it and run it on the bundled host with several "
         "threads."))
@@ -112,16 +150,14 @@ class TransformArgs:
         "Print a JSON report of what changed (to stderr when -o -)."))
 
 
-@dataclass(eq=False, repr=False)
-class InspectArgs:
+class InspectArgs(Arguments):
     """``threadify inspect INPUT [--json]``."""
 
     input: str = argument("INPUT", "Input .wasm file ('-' reads stdin).")
     json: bool = option("--json", kind="flag", default=False, help="Machine-readable output.")
 
 
-@dataclass(eq=False, repr=False)
-class RunArgs:
+class RunArgs(Arguments):
     """``threadify run MODULE [options] [-- ARGS...]``."""
 
     module: str = argument("MODULE", "The .wasm module (thread-ready: a threadify output).")
@@ -136,21 +172,22 @@ class RunArgs:
         "Spawned threads alive at once (one more: its spawn fails)."))
 
 
-A = TypeVar("A", bound="DataclassInstance")
+A = TypeVar("A", bound=Arguments)
 
 
-@dataclass(eq=False, repr=False)
 class Command(Generic[A]):
     """A command: its arguments table and the words around it in ``--help``."""
 
-    prog: str
-    args: type[A]
-    usage: str
-    summary: str
-    examples: tuple[str, ...]
-    notes: str = ""
-    #: ``--version`` is accepted (the transform, the default command).
-    version: bool = False
+    def __init__(self, *, prog: str, args: type[A], usage: str, summary: str,
+                 examples: tuple[str, ...], notes: str = "", version: bool = False) -> None:
+        self.prog = prog
+        self.args = args
+        self.usage = usage
+        self.summary = summary
+        self.examples = examples
+        self.notes = notes
+        #: ``--version`` is accepted (the transform, the default command).
+        self.version = version
 
 
 TRANSFORM = Command(

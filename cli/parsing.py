@@ -12,18 +12,14 @@ overrides the earlier one (``list`` options collect every occurrence); ``--`` en
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from threadify.errors import Suggestion
 
-from .options import Command, Spec, TransformArgs, spec_of
+from .options import Arguments, Command, Spec, TransformArgs, spec_of
 
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-A = TypeVar("A", bound="DataclassInstance")
+A = TypeVar("A", bound=Arguments)
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
               "g": 1 << 30, "gib": 1 << 30}
@@ -78,7 +74,7 @@ def parse_count(text: str, flag: str) -> int:
 
 
 def _fields(command: Command[Any]) -> list[tuple[str, Spec]]:
-    return [(f.name, f.metadata["cli"]) for f in dataclasses.fields(command.args)]
+    return list(command.args.specs.items())
 
 
 def _flag_table(command: Command[Any]) -> dict[str, tuple[str, Spec, bool]]:
@@ -142,11 +138,8 @@ def parse(command: Command[A], argv: list[str]) -> A:
         else:
             values[name] = value
     _place_positionals(command, positionals, values)
-    for field in dataclasses.fields(command.args):
-        spec = field.metadata["cli"]
-        missing = (field.default is dataclasses.MISSING
-                   and field.default_factory is dataclasses.MISSING)
-        if missing and field.name not in values:
+    for name, spec in _fields(command):
+        if spec.required and name not in values:
             problem = f"{spec.long} is missing" if spec.flags else f"no {spec.metavar} given"
             raise UsageError(problem, f"usage: {command.usage} ('{command.prog} --help' shows "
                                       f"every option)")
@@ -190,11 +183,11 @@ def _names(spec: Spec) -> str:
     return f"{names} {spec.metavar}" if spec.metavar and spec.kind != "flag" else names
 
 
-def _default(spec: Spec, default: object) -> str:
-    if spec.kind == "size" and isinstance(default, int):
-        return f" Default: {size_text(default)}."
-    if spec.kind == "count" and isinstance(default, int):
-        return f" Default: {default}."
+def _default(spec: Spec) -> str:
+    if spec.kind == "size" and isinstance(spec.default, int):
+        return f" Default: {size_text(spec.default)}."
+    if spec.kind == "count" and isinstance(spec.default, int):
+        return f" Default: {spec.default}."
     return ""
 
 
@@ -219,10 +212,9 @@ def help_text(command: Command[Any], width: int = 100) -> str:
     for _name, spec in arguments:
         lines += entry(f"  {spec.metavar}", spec.help)
     lines += ["", "Options:"]
-    defaults = {f.name: f.default for f in dataclasses.fields(command.args)}
-    for name, spec in _fields(command):
+    for _name, spec in _fields(command):
         if spec.flags:
-            lines += entry(f"  {_names(spec)}", spec.help + _default(spec, defaults[name]))
+            lines += entry(f"  {_names(spec)}", spec.help + _default(spec))
     lines += entry("  -h, --help", "Show this help and exit.")
     if command.version:
         lines += entry("      --version", "Print the version and exit.")

@@ -11,7 +11,6 @@ success (see :mod:`threadify_cli.files`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -50,8 +49,8 @@ def transform(args: TransformArgs) -> None:
     validation = _start_validation(data, args.validate)
     from threadify.pipeline import Options, run
 
-    # The library's options are the fields of Options; the command line has each of them.
-    options = Options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Options)})
+    options = Options(**{name: getattr(args, name)
+                         for name, spec in TransformArgs.specs.items() if spec.library})
     try:
         result = run(data, options, validation)
         verified = None
