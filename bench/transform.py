@@ -139,7 +139,8 @@ def wall(cmd: list[str]) -> tuple[float, float]:
 def measure(names: list[str] | None = None, runs: int = 5, as_is: bool = False,
             before: Path | None = None) -> list[Row]:
     """Time every corpus module (or the named ones); see the module docstring. ``before`` is
-    another checkout of the project (``git worktree add DIR REV``), timed in the same rounds."""
+    another checkout of the project, timed in the same rounds (e.g. made with
+    ``git archive REV threadify cli | tar -x -C DIR``)."""
     threadify, script, binary = tools()
     with tempfile.TemporaryDirectory() as venv:
         if not as_is:
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="time the running environment's console script as installed")
     parser.add_argument("--before", type=Path, metavar="CHECKOUT",
                         help="also time this other checkout of the project in the same rounds "
-                             "(e.g. made with: git worktree add /tmp/before REV)")
+                             "(e.g. git archive REV threadify cli | tar -x -C DIR)")
     parser.add_argument("names", nargs="*", help="corpus entries (default: all)")
     args = parser.parse_args(argv)
     print(table(measure(args.names or None, args.runs, args.as_is, args.before)))
