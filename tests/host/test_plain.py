@@ -176,6 +176,10 @@ SMITH_IMPORTS = """(module
   (import "wasi" "thread-spawn" (func (param i32) (result i32)))
   (import "wasix_32v1" "thread_id" (func (param i32) (result i32)))
   (import "wasix_32v1" "futex_wake" (func (param i32 i32) (result i32)))
+  (import "wasix_32v1" "futex_wake_all" (func (param i32 i32) (result i32)))
+  (import "wasix_32v1" "thread_spawn_v2" (func (param i32 i32) (result i32)))
+  (import "wasix_32v1" "thread_parallelism" (func (param i32) (result i32)))
+  (import "wasix_32v1" "thread_exit" (func (param i32)))
   (import "env" "memory" (memory 1 4 {shared})))"""
 
 

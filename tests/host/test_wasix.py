@@ -55,6 +55,8 @@ EXPECTED: dict[str, tuple[str, int]] = {
     "tids_sequential": ("2 3 4 5", 0),
     # a thread joining the main thread (TID 1) waits until the run ends
     "join_main_thread": ("0 0", 0),
+    # thread_sleep and futex_wait for 2^64-1 ns: the threads wait, the program ends normally
+    "huge_timeouts": ("0 0 2000", 0),
 }
 #: Quick enough for every run; the rest are marked slow.
 QUICK = {"spawn_basic", "spawn_bad_pointers", "futex_calls", "thread_exit_in_thread"}

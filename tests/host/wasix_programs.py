@@ -334,3 +334,26 @@ PROGRAMS["join_main_thread"] = program("""
     ;; the thread is joining the main thread: it must not get past that while main runs
     (drop (memory.atomic.wait32 (i32.const 16) (i32.const 0) (i64.const 300000000)))
     (call $print (i32.atomic.load (i32.const 16))))""", ("thread_spawn_v2", "thread_join"))
+
+PROGRAMS["huge_timeouts"] = program("""
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (if (i32.load offset=12 (local.get $arg))  ;; the record's start_args
+      (then
+        (call $signal (i32.const 20))
+        (drop (call $thread_sleep (i64.const -1))))
+      (else
+        (i32.store8 (i32.const 320) (i32.const 1))
+        (i64.store (i32.const 328) (i64.const -1))
+        (call $signal (i32.const 24))
+        (drop (call $futex_wait (i32.const 204) (i32.const 0) (i32.const 320)
+                                (i32.const 208)))))
+    (call $tprint (local.get $tid) (i32.const 1000)))
+  (func (export "_start")
+    (call $record (i32.const 1024) (i32.const 40000) (i32.const 1))
+    (call $record (i32.const 1088) (i32.const 40000) (i32.const 0))
+    (call $print (call $thread_spawn_v2 (i32.const 1024) (i32.const 12)))
+    (call $print (call $thread_spawn_v2 (i32.const 1088) (i32.const 12)))
+    (call $await (i32.const 20))
+    (call $await (i32.const 24))
+    (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const 200000000)))
+    (call $print (i32.const 2000)))""", ("thread_spawn_v2", "thread_sleep", "futex_wait"))

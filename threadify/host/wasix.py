@@ -53,6 +53,7 @@ EMEMVIOLATION = 78  # WASIX's errno for a guest pointer outside memory
 THREAD_START_SIZE = 64
 MAIN_TID = 1
 M32 = 0xFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF  # WASIX timestamps are u64
 
 #: name -> (parameter kinds, result kinds); 'i' = i32, 'I' = i64.
 THREAD_CALLS: dict[str, tuple[str, str]] = {
@@ -172,7 +173,10 @@ class Wasix:
         return ESUCCESS
 
     def thread_sleep(self, duration: int) -> int:
-        time.sleep(duration / 1e9)
+        seconds = duration / 1e9
+        if seconds > threading.TIMEOUT_MAX:  # longer than the host can wait: for ever
+            threading.Event().wait()
+        time.sleep(seconds)
         return ESUCCESS
 
     def thread_parallelism(self, ret: int) -> int:
@@ -182,6 +186,8 @@ class Wasix:
     def futex_wait(self, addr: int, expected: int, timeout_ptr: int, ret_woken: int) -> int:
         tag = self.mem.read(timeout_ptr, 16)[0]
         timeout = self.mem.u64(timeout_ptr + 8) / 1e9 if tag == 1 else -1
+        if timeout > threading.TIMEOUT_MAX:  # longer than the host can wait: no timeout
+            timeout = -1
         waiter = self.futexes.register(addr)
         try:
             value = self.mem.u32(addr)
@@ -244,7 +250,7 @@ def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
     no_memory = memoryless_handler(name)
 
     def handler(args: Any) -> int:
-        values = [args[i].i64 if w else args[i].i32 & M32 for i, w in enumerate(wide)]
+        values = [args[i].i64 & M64 if w else args[i].i32 & M32 for i, w in enumerate(wide)]
         try:
             result = impl(*values)
         except GuestFault:
