@@ -14,4 +14,4 @@ OUT=${1:-$HERE/threadify/wasm/codescan.wasm}
 "$CLANG" --target=wasm32 -O2 -mbulk-memory -nostdlib -ffreestanding -std=c11 -Wall -Wextra \
     -Werror -Wl,--no-entry -Wl,-s -Wl,--export=kinds \
     -Wl,--export=reserve -Wl,--export=rewrite -Wl,--export=result -Wl,--export=checks \
-    -Wl,--export=functions -Wl,--export=failed_at -o "$OUT" "$HERE/threadify/wasm/codescan.c"
+    -Wl,--export=functions -Wl,--export=failed_at -Wl,--export=count_followed -o "$OUT" "$HERE/threadify/wasm/codescan.c"

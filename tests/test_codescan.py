@@ -4,6 +4,7 @@ wasm-tools smith knows; and its committed ``.wasm`` is what its source builds to
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
@@ -138,3 +139,38 @@ def test_committed_scanner_is_what_its_source_builds(tmp_path: Path) -> None:
     subprocess.run([str(ROOT / "scripts/build_codescan.sh"), str(out)], check=True,
                    capture_output=True)
     assert out.read_bytes() == codescan.WASM.read_bytes()
+
+
+def test_count_followed_finds_every_check_and_a_missing_one() -> None:
+    import threadify
+
+    data = (FIXTURES / "stack/wasm/overflow.shared-datafirst.wasm").read_bytes()
+    output = threadify.transform(data, stack_check=True)
+    module = Module.decode(output)
+    record = json.loads(module.get_custom("threadify") or b"{}")
+    sp = record["stack_pointer"]
+    sequence = stack_check.check_sequence(
+        sp, stack_check.LimitGlobals(record["globals"][stack_check.STACK_LOW],
+                                     record["globals"][stack_check.STACK_HIGH]),
+        record["functions"][stack_check.OVERFLOW])
+    program = min(record["functions"].values()) - module.num_imported(ExternKind.FUNC)
+    span = module.code_payload()
+    assert span is not None
+    counted = codescan.count_followed(*span, sp, sequence, program)
+    assert counted == codescan.Counted(record["stack_check"]["checks"], None)
+    # one check removed: found, with the body's offset
+    local = _recurse(module)
+    module.code[local] = FunctionBody(module.code[local].raw.replace(sequence, b"", 1))
+    sabotaged = Module.decode(module.encode())
+    span = sabotaged.code_payload()
+    assert span is not None
+    counted = codescan.count_followed(*span, sp, sequence, program)
+    assert counted is not None and counted.unfollowed_at is not None
+
+
+def _recurse(module: Module) -> int:
+    names = module.names()
+    assert names is not None
+    index = names.find(1, "recurse")
+    assert index is not None
+    return index - module.num_imported(ExternKind.FUNC)

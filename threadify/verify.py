@@ -49,7 +49,16 @@ from threadify import abi
 from threadify.errors import ThreadifyError
 from threadify.passes import stack_check
 from threadify.passes.metadata import read_section
-from threadify.wasm import I32, Export, ExternKind, FunctionBody, FuncType, Module, TableType
+from threadify.wasm import (
+    I32,
+    Export,
+    ExternKind,
+    FunctionBody,
+    FuncType,
+    Module,
+    TableType,
+    codescan,
+)
 from threadify.wasm.writer import uleb
 
 PROBE_SP = "threadify_probe_stack_pointer"
@@ -176,7 +185,19 @@ def check_stack_writes(module: Module, record: dict[str, Any]) -> int:
     own = {int(i) for i in record["functions"].values()}
     first = module.num_imported(ExternKind.FUNC)
     checked = 0
-    for local, body in enumerate(module.code):
+    span = module.code_payload()
+    counted = None
+    if span is not None and span[2] - span[1] >= stack_check.NATIVE_FROM:
+        # threadify's functions follow the program's: the program's are those before them
+        counted = codescan.count_followed(*span, sp, sequence, min(own) - first)
+    if counted is not None:
+        if counted.unfollowed_at is not None:
+            raise VerificationError(
+                f"verify failed: the function body at code-section offset "
+                f"{counted.unfollowed_at:#x} writes the stack pointer without the stack-limit "
+                "check")
+        checked = counted.count
+    for local, body in enumerate([] if counted is not None else module.code):
         if local + first in own or not stack_check.may_write(body.raw, sp):
             continue
         for end in stack_check.sp_write_ends(body, sp):

@@ -284,3 +284,38 @@ int32_t rewrite(uint32_t size, uint32_t seq_offset, uint32_t length, uint32_t ta
     error_offset = 0;
     return (int32_t)(out_p - output);
 }
+
+/*
+ * Counts the `global.set target` instructions of the first `limit` bodies of the payload in
+ * `input[0..size)` and checks that each is followed by `sequence[0..length)` (at `seq_offset` in
+ * the input buffer).  Returns the count; -1 if a body cannot be decoded here, -2 if a write is
+ * not followed by the sequence (`failed_at()`: that body's entry offset).
+ */
+int32_t count_followed(uint32_t size, uint32_t seq_offset, uint32_t length, uint32_t target,
+                       uint32_t limit) {
+    const uint8_t *sequence = input + seq_offset;
+    int32_t total = 0;
+    error_offset = 0;
+    reader r = {input, input + size, 0};
+    uint32_t count = u32(&r);
+    if (r.bad) return -1;
+    for (uint32_t i = 0; i < count && i < limit; i++) {
+        const uint8_t *entry = r.p;
+        uint32_t body_size = u32(&r);
+        const uint8_t *body = r.p;
+        error_offset = (uint32_t)(entry - input);
+        if (r.bad || (uint32_t)(r.end - body) < body_size) return -1;
+        r.p = body + body_size;
+        int32_t found = scan_body(body, body_size, target);
+        if (found < 0) return -1;
+        for (int32_t j = 0; j < found; j++) {
+            uint32_t at = positions[j];
+            if (body_size - at < length) return -2;
+            for (uint32_t k = 0; k < length; k++)
+                if (body[at + k] != sequence[k]) return -2;
+        }
+        total += found;
+    }
+    error_offset = 0;
+    return total;
+}

@@ -99,12 +99,22 @@ def warm_up() -> threading.Thread:
     return thread
 
 
-def insert_after_global_sets(source: bytes, start: int, end: int, global_index: int,
-                             sequence: bytes, limit: int) -> Rewritten | None:
-    """The code section's payload ``source[start:end]`` (from its count) with ``sequence``
-    inserted after every ``global.set global_index`` in the first ``limit`` bodies; ``None``
-    if not done here. The payload is copied straight from ``source`` into the scanner's
-    memory (no copy of our own of 31 MB of code)."""
+class _Scanner:
+    """One instance of the scanner with the payload and the sequence in its memory."""
+
+    def __init__(self, store: Any, exports: Any, size: int) -> None:
+        self.store, self.exports, self.size = store, exports, size
+
+    def call(self, name: str, *args: int) -> int:
+        return int(self.exports[name](self.store, *args))
+
+    def address(self) -> int:
+        return ctypes.addressof(self.exports["memory"].data_ptr(self.store).contents)
+
+
+def _load(source: bytes, start: int, end: int, sequence: bytes) -> _Scanner | None:
+    """A scanner instance holding ``source[start:end]`` and then ``sequence``, copied straight
+    from ``source`` (no copy of our own of 31 MB of code)."""
     compiled = _compiled()
     if compiled is None:
         return None
@@ -112,31 +122,56 @@ def insert_after_global_sets(source: bytes, start: int, end: int, global_index: 
 
     engine, module = compiled
     store = wasmtime.Store(engine)
-    instance = wasmtime.Instance(store, module, [])
-    exports: Any = instance.exports(store)
-    memory: Any = exports["memory"]
-
-    def call(name: str, *args: int) -> int:
-        return int(exports[name](store, *args))
-
-    tables = call("kinds")
-    size = end - start
-    base = call("reserve", size + len(sequence))
-    if base == 0:
-        return None
-    data = memory.data_ptr(store)
-    address = ctypes.addressof(data.contents)
-    ctypes.memmove(address + tables, kind_tables(), 5 * TABLE)
+    scanner = _Scanner(store, wasmtime.Instance(store, module, []).exports(store), end - start)
+    tables = scanner.call("kinds")
+    base = scanner.call("reserve", scanner.size + len(sequence))
     first = ctypes.cast(ctypes.c_char_p(source), ctypes.c_void_p).value
-    if first is None:
+    if base == 0 or first is None:
         return None
-    ctypes.memmove(address + base, first + start, size)
-    ctypes.memmove(address + base + size, sequence, len(sequence))
-    length = call("rewrite", size, size, len(sequence), global_index, limit)
+    address = scanner.address()
+    ctypes.memmove(address + tables, kind_tables(), 5 * TABLE)
+    ctypes.memmove(address + base, first + start, scanner.size)
+    ctypes.memmove(address + base + scanner.size, sequence, len(sequence))
+    return scanner
+
+
+def insert_after_global_sets(source: bytes, start: int, end: int, global_index: int,
+                             sequence: bytes, limit: int) -> Rewritten | None:
+    """The code section's payload ``source[start:end]`` (from its count) with ``sequence``
+    inserted after every ``global.set global_index`` in the first ``limit`` bodies; ``None``
+    if not done here."""
+    scanner = _load(source, start, end, sequence)
+    if scanner is None:
+        return None
+    size = scanner.size
+    length = scanner.call("rewrite", size, size, len(sequence), global_index, limit)
     if length < 0:
         return None
-    out = call("result")
-    address = ctypes.addressof(memory.data_ptr(store).contents)  # memory may have grown
-    return Rewritten(ctypes.string_at(address + out, length), call("checks"),
-                     call("functions"))
+    out = scanner.call("result")
+    return Rewritten(ctypes.string_at(scanner.address() + out, length), scanner.call("checks"),
+                     scanner.call("functions"))
 
+
+@dataclass(frozen=True)
+class Counted:
+    """What :func:`count_followed` found."""
+
+    count: int  #: ``global.set`` instructions of the index, all followed by the sequence
+    unfollowed_at: int | None  #: payload offset of a body with one that is not, else None
+
+
+def count_followed(source: bytes, start: int, end: int, global_index: int, sequence: bytes,
+                   limit: int) -> Counted | None:
+    """Count the ``global.set global_index`` of the first ``limit`` bodies of the payload
+    ``source[start:end]`` and check each is followed by ``sequence``; ``None`` if not done
+    here (the caller then decodes in Python)."""
+    scanner = _load(source, start, end, sequence)
+    if scanner is None:
+        return None
+    size = scanner.size
+    found = scanner.call("count_followed", size, size, len(sequence), global_index, limit)
+    if found == -2:
+        return Counted(0, scanner.call("failed_at"))
+    if found < 0:
+        return None
+    return Counted(found, None)
