@@ -4,10 +4,17 @@ Hosts compared in the same run: ``threadify run`` (this repo's bundled host, sta
 user starts it: a fresh ``threadify run`` process, the installed console script) and the
 wasmtime 36.0.9 and 46.0.1 CLIs (unpacked by ``scripts/install_test_tools.py``). Every figure
 is the minimum of several runs, which is the least noisy estimate on a shared machine.
+
+:func:`interleave` is what the start-up benchmarks use: the commands compared run round-robin
+(so that all see the same machine state), each figure is the best of N, in wall and in CPU
+seconds (user + system of the child; the steadier figure on a loaded machine).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -19,6 +26,72 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import install_test_tools  # noqa: E402
+
+#: Children run with byte-code caching on, as on a user's machine (without ``.pyc`` files
+#: every start recompiles the package).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+#: The flags wasmtime 46 needs for WASI-threads programs (plain programs need none).
+WASMTIME_THREADS = ["-W", "threads=y,shared-memory=y", "-S", "threads=y"]
+
+
+def wasmtime46() -> str:
+    return str(install_test_tools.install_wasmtime("46.0.1"))
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
+          ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of ``cmd``, which must exit with a code in ``ok``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, env=env or CHILD_ENV, cwd=cwd)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in ok:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n"
+                         f"{proc.stderr.decode(errors='replace')[:600]}")
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def interleave(cmds: dict[str, list[str]], runs: int, warm: int = 1,
+               before_each: dict[str, object] | None = None,
+               env: dict[str, dict[str, str]] | None = None,
+               cwd: str | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Best wall and best CPU seconds per command over ``runs`` round-robin rounds.
+
+    ``warm`` untimed rounds come first (page cache, byte-code cache, compile caches).
+    ``before_each[name]`` is called before every run of that command (e.g. to empty a cache).
+    """
+    best = {name: math.inf for name in cmds}
+    cpu = {name: math.inf for name in cmds}
+    for round_ in range(warm + runs):
+        for name, cmd in cmds.items():
+            hook = (before_each or {}).get(name)
+            if callable(hook):
+                hook()
+            seconds, cpu_seconds = timed(cmd, (env or {}).get(name), cwd)
+            if round_ >= warm:
+                best[name] = min(best[name], seconds)
+                cpu[name] = min(cpu[name], cpu_seconds)
+    return best, cpu
+
+
+def threadify_commands(folder: Path, before: Path | None = None,
+                       as_is: bool = False) -> dict[str, str]:
+    """``threadify`` console scripts to time: this checkout as a regular install (or the running
+    environment's script with ``as_is``), and optionally another checkout (``before``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import transform
+
+    out = {}
+    if as_is:
+        beside = Path(sys.executable).parent / "threadify"
+        out["threadify"] = str(beside) if beside.exists() else (shutil.which("threadify") or "")
+    else:
+        out["threadify"] = transform.regular_install(folder / "now")
+    if before is not None:
+        out["before"] = transform.regular_install(folder / "before", before)
+    return out
 
 PRELUDE = """(module
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
