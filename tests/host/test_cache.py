@@ -125,3 +125,12 @@ def test_key_depends_on_content_and_engine(monkeypatch: pytest.MonkeyPatch) -> N
     key = loading._cache_key(small)
     monkeypatch.setattr(loading, "ENGINE_SETTINGS", "something else")
     assert loading._cache_key(small) != key
+
+
+def test_module_read_from_a_pipe(tmp_path: Path, cache: Path) -> None:
+    """A pipe can be read once: the header check must not consume what the compiler needs."""
+    env = {**os.environ, "THREADIFY_CACHE_DIR": str(cache.parent)}
+    proc = subprocess.run([*RUN, "/dev/stdin"], input=program(7, "a"), capture_output=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 7, proc.stderr
+    assert not (cache / "by-inode").exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from ctypes import byref, c_uint8, c_void_p
+from stat import S_ISREG
 from typing import Any
 
 from threadify.errors import ThreadifyError
@@ -84,15 +85,17 @@ class Source:
 def open_module(module: bytes | bytearray | str | os.PathLike[str]) -> Source:
     """Check that ``module`` (bytes or a path) is a core WebAssembly module; don't read it yet."""
     if isinstance(module, (bytes, bytearray)):
-        data = bytes(module)
-        _check_header(data[:8], "main.wasm")
-        return Source("main.wasm", data=data)
+        _check_header(bytes(module[:8]), "main.wasm")
+        return Source("main.wasm", data=bytes(module))
     path = os.fspath(module)
     name = os.path.basename(path)
+    data: bytes | None = None
     try:
         with open(path, "rb") as handle:
             st = os.fstat(handle.fileno())
             header = handle.read(8)
+            if not S_ISREG(st.st_mode):  # a pipe (``<(...)``, /dev/stdin) can be read once only
+                data = header + handle.read()
     except FileNotFoundError:
         raise ThreadifyError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -100,6 +103,8 @@ def open_module(module: bytes | bytearray | str | os.PathLike[str]) -> Source:
     except OSError as exc:
         raise ThreadifyError(f"{path}: cannot read ({exc.strerror})") from None
     _check_header(header, name)
+    if data is not None:
+        return Source(name, data=data)
     return Source(name, path=path, stat=st)
 
 
