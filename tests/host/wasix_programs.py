@@ -357,3 +357,20 @@ PROGRAMS["huge_timeouts"] = program("""
     (call $await (i32.const 24))
     (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const 200000000)))
     (call $print (i32.const 2000)))""", ("thread_spawn_v2", "thread_sleep", "futex_wait"))
+
+PROGRAMS["preview1_bad_pointer"] = """(module
+  (import "wasix_32v1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasix_32v1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ok\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    ;; a misaligned iovec array: UNKNOWN (79), printed as a character ("O")
+    (i32.store (i32.const 34) (i32.const 16)) (i32.store (i32.const 38) (i32.const 3))
+    (i32.store8 (i32.const 16)
+      (call $w (i32.const 1) (i32.const 34) (i32.const 1) (i32.const 44)))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    ;; the iovec array runs past the end of memory
+    (call $exit (call $w (i32.const 1) (i32.const 65532) (i32.const 1) (i32.const 8)))))
+"""

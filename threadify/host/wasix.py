@@ -26,7 +26,9 @@ provided, each call checked against Wasmer by the differential tests in
   round, as in Wasmer). ``futex_wait`` returns success both when the value differed and on a
   timeout, telling them apart only by ``*ret_woken`` (1, resp. 0); the wakes always report 1.
 - The preview1 functions under ``wasix_32v1`` (Wasmer serves both namespaces with the same code):
-  the same implementations as ``wasi_snapshot_preview1``.
+  the same implementations as ``wasi_snapshot_preview1``, except that a bad pointer or argument
+  is an errno as in Wasmer (``MEMVIOLATION``; ``UNKNOWN``, 79, when misaligned) where preview1
+  ends the run as wasmtime does.
 
 Any bad pointer is an errno (``MEMVIOLATION``), never a trap.
 """
@@ -39,16 +41,18 @@ import time
 from typing import Any
 
 from threadify.host import termination
-from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer, wasi_handler
+from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer
 from threadify.host.memory import GuestFault, MemoryMissing
 from threadify.host.spawning import THREAD, Refusal
 
 WASIX_MODULE = "wasix_32v1"
+PREVIEW1 = "wasi_snapshot_preview1"
 
 ESUCCESS = 0
 EAGAIN = 6
 ENOTCAPABLE = 76
 EMEMVIOLATION = 78  # WASIX's errno for a guest pointer outside memory
+EUNKNOWN = 79  # what Wasmer answers for a misaligned pointer
 
 THREAD_START_SIZE = 64
 MAIN_TID = 1
@@ -232,7 +236,8 @@ def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner:
         if name not in THREAD_CALLS:  # a preview1 function: the same implementation
             params, results = wasix_signature(name) or ("", "")
             define(linker, WASIX_MODULE, name, params, results,
-                   wasi_handler(wasi, name) if has_memory else memoryless_handler(name))
+                   _preview1_handler(wasi, name, params, results) if has_memory
+                   else memoryless_handler(name))
             continue
         params, results = THREAD_CALLS[name]
         impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
@@ -259,6 +264,36 @@ def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
             return no_memory(args)
         if exits:
             return trap_pointer("thread_exit")
+        if results:
+            args[0].i32 = result
+        return 0
+
+    return handler
+
+
+def _preview1_handler(wasi: Any, name: str, params: str, results: str) -> Handler:
+    """A preview1 function under ``wasix_32v1``: the preview1 implementation, with Wasmer's
+    answer to a bad pointer or argument — ``MEMVIOLATION`` — where preview1 (as wasmtime's)
+    ends the run."""
+    from threadify.host.wasi import GuestTrap, errno_of
+    from threadify.host.wasi_snapshots import implementation
+
+    impl = implementation(wasi, PREVIEW1, name)
+    wide = [kind == "I" for kind in params]
+
+    def handler(args: Any) -> int:
+        values = [args[i].i64 if w else args[i].i32 & M32 for i, w in enumerate(wide)]
+        try:
+            result = impl(*values)
+        except (GuestTrap, GuestFault) as exc:
+            # Wasmer: out of bounds is MEMVIOLATION, a misaligned pointer UNKNOWN
+            result = EUNKNOWN if str(exc).startswith("pointer not aligned") else EMEMVIOLATION
+        except Exception as exc:  # noqa: BLE001 - translated, never re-raised into wasm
+            code = errno_of(exc)
+            if code is None:
+                return trap_pointer(f"host error in {WASIX_MODULE}.{name}: "
+                                    f"{type(exc).__name__}: {exc}")
+            result = code
         if results:
             args[0].i32 = result
         return 0
