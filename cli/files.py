@@ -10,8 +10,9 @@ transform of a small module would pay (docs/performance.md).
 from __future__ import annotations
 
 import os
+import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .parsing import fail
 
@@ -53,6 +54,11 @@ def write_output(path: str, data: bytes | list[bytes | memoryview],
         return
     if os.path.isdir(path):
         fail(f"{path} is a directory", "give the output file's name with -o")
+    if _is_special(path):
+        _write_into(path, chunks, before_commit)
+        return
+    # a symlink stays a symlink: the file it points to gets the output
+    path = os.path.realpath(path) if os.path.islink(path) else path
     directory = os.path.dirname(path) or "."
     tmp_name = None
     try:
@@ -77,6 +83,33 @@ def write_output(path: str, data: bytes | list[bytes | memoryview],
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def _is_special(path: str) -> bool:
+    """True for an existing output that is not a regular file: a device (``/dev/null``), a
+    FIFO or the pipe behind ``/dev/stdout``. Renaming a temporary file over it would replace
+    the node itself — with enough rights, ``-o /dev/null`` would destroy the device."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _write_into(path: str, chunks: Sequence[bytes | memoryview],
+                before_commit: Callable[[], None] | None) -> None:
+    """Write into an existing device or FIFO in place (nothing to rename); as for a file, only
+    after ``before_commit`` passed."""
+    if before_commit is not None:
+        before_commit()
+    try:
+        with open(path, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+    except PermissionError:
+        fail(f"cannot write {path}: permission denied")
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
 
 
 def _temporary_file(directory: str, name: str) -> tuple[int, str]:

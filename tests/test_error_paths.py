@@ -1,0 +1,190 @@
+"""Bad inputs and awkward outputs as a user meets them (docs/errors.md), through the command
+line and the library alike: one line naming the problem (and at most a hint line), exit 1, no
+output file, the input untouched, never a traceback; the library raises ``ThreadifyError`` with
+the same text. Outputs that are not plain files — a device, a FIFO, a symlink — are written
+into, not replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import threadify
+from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid, wasm_tools, wat2wasm
+
+GOOD = FIXTURES / "c" / "wasm" / "tls.shared-import.wasm"
+FEATURES = '(@custom "target_features" "\\02+\\07atomics+\\0bbulk-memory")'
+
+
+def component() -> bytes:
+    """A real component: ``wasm-tools component new`` around an empty core module."""
+    proc = subprocess.run([wasm_tools(), "component", "new", "-"], input=wat2wasm("(module)"),
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+#: name -> (bytes maker, words the one-line error must contain)
+BAD: dict[str, tuple[Callable[[], bytes], list[str]]] = {
+    "empty": (lambda: b"", ["magic"]),
+    "text": (lambda: b"#!/bin/sh\necho not wasm\n", ["magic"]),
+    "elf": (lambda: b"\x7fELF\x02\x01\x01" + bytes(57), ["magic"]),
+    "magic-only": (lambda: GOOD.read_bytes()[:4], ["byte 4"]),
+    "truncated-header": (lambda: GOOD.read_bytes()[:9], ["malformed"]),
+    "truncated-half": (lambda: GOOD.read_bytes()[: len(GOOD.read_bytes()) // 2], ["malformed"]),
+    "truncated-last-byte": (lambda: GOOD.read_bytes()[:-1], ["malformed"]),
+    "component": (component, ["component"]),
+    "memory64": (lambda: wat2wasm(f"(module (memory i64 1) {FEATURES})"), ["memory64"]),
+    "two-memories": (lambda: wat2wasm(
+        f"(module (memory 1) (memory 1) (global (mut i32) (i32.const 65536)) {FEATURES})"),
+        ["2 memories"]),
+    "no-memory": (lambda: wat2wasm(f"(module {FEATURES})"), ["no memory"]),
+    "no-stack-pointer": (lambda: wat2wasm(f"(module (memory 1) {FEATURES})"),
+                         ["no stack pointer"]),
+    "stack-pointer-ambiguous": (lambda: wat2wasm(
+        f"(module (memory 1 2 shared) (global (mut i32) (i32.const 0)) {FEATURES})"),
+        ["no stack pointer"]),
+    "bad-body": (lambda: wat2wasm(
+        f"(module (memory 1) (global (mut i32) (i32.const 65536)) {FEATURES}"
+        " (func (export \"f\") (result i32) (i32.const 1)))").replace(
+            b"\x41\x01\x0b", b"\x42\x01\x0b"), ["valid"]),
+}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_line_error(text: str, prog: str = "threadify") -> None:
+    assert "Traceback" not in text
+    lines = text.strip().splitlines()
+    assert 1 <= len(lines) <= 2, text
+    assert lines[0].startswith(f"{prog}: error: "), text
+    if len(lines) == 2:
+        assert lines[1].startswith(f"{prog}: hint: "), text
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "threadify", *args], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_library_rejects_with_threadify_error(name: str) -> None:
+    make, words = BAD[name]
+    data = make()
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform(data)
+    text = str(caught.value)
+    assert 1 <= len(text.splitlines()) <= 2, text
+    for word in words:
+        assert word in text, text
+    report = threadify.inspect(data)  # inspect reports, it does not raise
+    # (inspect reads the structure only; function bodies are checked by the transform)
+    assert report.verdict == ("B" if name == "bad-body" else "D")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BAD)
+def test_command_line_rejects_cleanly(name: str, tmp_path: Path) -> None:
+    make, words = BAD[name]
+    src = tmp_path / f"{name}.wasm"
+    src.write_bytes(make())
+    before = digest(src)
+    out = tmp_path / "out.wasm"
+    proc = cli(str(src), "-o", str(out))
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr.decode()
+    one_line_error(err)
+    for word in words:
+        assert word in err, err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no temporary file left
+    # in place and to standard output: nothing written either, input unchanged
+    proc = cli(str(src), "-o", str(src))
+    assert proc.returncode == 1 and digest(src) == before
+    proc = cli(str(src), "-o", "-")
+    assert proc.returncode == 1 and proc.stdout == b""
+    # inspect: a verdict, exit 1, no traceback (it reads the structure, not function bodies)
+    proc = cli("inspect", str(src))
+    assert b"Traceback" not in proc.stderr
+    if name != "bad-body":
+        assert proc.returncode == 1 and b"class D" in proc.stdout, proc.stdout
+
+
+def test_bad_inputs_fail_cleanly_on_the_bundled_host(tmp_path: Path) -> None:
+    """``threadify run`` on what is not a runnable module: one line, exit 1."""
+    for name in ("text", "truncated-half", "component"):
+        src = tmp_path / f"{name}.wasm"
+        src.write_bytes(BAD[name][0]())
+        proc = cli("run", str(src))
+        assert proc.returncode == 1, proc.stderr
+        err = proc.stderr.decode()
+        assert "Traceback" not in err and 1 <= len(err.strip().splitlines()) <= 2, err
+
+
+def test_output_into_a_missing_directory(tmp_path: Path) -> None:
+    proc = cli(str(GOOD), "-o", str(tmp_path / "missing" / "out.wasm"))
+    assert proc.returncode == 1
+    one_line_error(proc.stderr.decode())
+    assert b"does not exist" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_same_input_and_output_path(tmp_path: Path) -> None:
+    """In place: the output replaces the input only on success; a second run is class C and
+    leaves the bytes as they are."""
+    src = tmp_path / "m.wasm"
+    src.write_bytes(GOOD.read_bytes())
+    assert cli(str(src), "-o", str(src)).returncode == 0
+    once = src.read_bytes()
+    assert_valid(once, THREADS_FEATURES)
+    assert once == threadify.transform(GOOD.read_bytes())
+    proc = cli(str(src), "-o", str(src))
+    assert proc.returncode == 0 and b"output = input" in proc.stderr
+    assert src.read_bytes() == once
+
+
+def test_output_to_stdout() -> None:
+    proc = cli(str(GOOD), "-o", "-", "-q")
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert proc.stdout == threadify.transform(GOOD.read_bytes())
+
+
+def test_output_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "real.wasm"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.wasm"
+    link.symlink_to(target.name)
+    assert cli(str(GOOD), "-o", str(link), "-q").returncode == 0
+    assert link.is_symlink()
+    assert target.read_bytes() == threadify.transform(GOOD.read_bytes())
+
+
+def test_output_into_a_fifo_writes_into_it(tmp_path: Path) -> None:
+    """A FIFO (like a device, or the pipe behind ``/dev/stdout``) is written into; renaming a
+    temporary file over it would replace the node itself (with enough rights, ``-o /dev/null``
+    would destroy the device)."""
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    expected = threadify.transform(GOOD.read_bytes())
+    assert len(expected) < 60_000  # fits the pipe's buffer: the writer never waits for us
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        proc = cli(str(GOOD), "-o", str(fifo), "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        got = b""
+        while chunk := os.read(reader, 65536):
+            got += chunk
+    finally:
+        os.close(reader)
+    assert got == expected
