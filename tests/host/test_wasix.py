@@ -60,6 +60,8 @@ EXPECTED: dict[str, tuple[str, int]] = {
     # preview1's fd_write under wasix_32v1: works; a misaligned iovec array is UNKNOWN (79,
     # printed as "O"), one past the end MEMVIOLATION (the exit code), not the end of the run
     "preview1_bad_pointer": ("ok Ok", 78),
+    # the thread calls accept misaligned pointers (thread_id still writes 1)
+    "misaligned_pointers": ("0 1 0 0 0 0", 0),
 }
 #: Quick enough for every run; the rest are marked slow.
 QUICK = {"spawn_basic", "spawn_bad_pointers", "futex_calls", "thread_exit_in_thread"}
@@ -72,7 +74,8 @@ def _numbers(stdout: str) -> str:
 def _both(tmp_path: Path, name: str) -> tuple[WasmerRun, subprocess.CompletedProcess[str]]:
     path = tmp_path / f"{name}.wasm"
     path.write_bytes(wat2wasm(wasix_programs.PROGRAMS[name]))
-    reference = run_wasmer(path, timeout=120)
+    # Wasmer 0.5.0's own rare hangs and aborts are retried once (tests/wasmer_host.py)
+    reference = run_wasmer(path, timeout=60, retry_hang=True)
     assert not reference.aborted, reference.stderr
     ours = run_cli([str(path)], timeout=120)
     return reference, ours

@@ -374,3 +374,16 @@ PROGRAMS["preview1_bad_pointer"] = """(module
     ;; the iovec array runs past the end of memory
     (call $exit (call $w (i32.const 1) (i32.const 65532) (i32.const 1) (i32.const 8)))))
 """
+
+PROGRAMS["misaligned_pointers"] = program("""
+  (func (export "_start")
+    (call $print (call $thread_id (i32.const 102)))
+    (call $print (i32.load (i32.const 102)))
+    (call $print (call $thread_parallelism (i32.const 106)))
+    (i32.store8 (i32.const 300) (i32.const 0))
+    (call $print (call $futex_wait (i32.const 202) (i32.const 5) (i32.const 300)
+                                   (i32.const 208)))
+    (call $print (call $futex_wait (i32.const 204) (i32.const 5) (i32.const 302)
+                                   (i32.const 209)))
+    (call $print (call $futex_wake (i32.const 202) (i32.const 209))))""",
+    ("thread_id", "thread_parallelism", "futex_wait", "futex_wake"))
