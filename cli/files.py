@@ -13,8 +13,15 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .parsing import fail
+
+if TYPE_CHECKING:
+    import mmap
+
+#: Regular files at least this large are mapped instead of read (see :func:`map_input`).
+MAP_AT_LEAST = 1 << 20
 
 
 def read_input(path: str) -> bytes:
@@ -32,6 +39,27 @@ def read_input(path: str) -> bytes:
         fail(f"{path}: permission denied")
     except OSError as error:
         fail(f"cannot read {path}: {error.strerror or error}")
+
+
+def map_input(path: str) -> bytes | mmap.mmap:
+    """Like :func:`read_input`, but a large regular file is mapped read-only instead of read.
+
+    Reading copies the file into fresh memory: ~0.6 ms of CPU per MB (15 ms for a 24 MB
+    module), more than the whole rewrite of most modules. Mapped, the sections are views of the
+    page cache and the output is written from them directly. (As with any mapped input, a file
+    truncated by another process while threadify runs ends the process.)
+    """
+    if path != "-" and os.name == "posix":  # elsewhere a mapped file cannot be replaced
+        try:
+            with open(path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if stat.S_ISREG(info.st_mode) and info.st_size >= MAP_AT_LEAST:
+                    import mmap
+
+                    return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            pass  # read_input reports the problem in its words, or reads what cannot be mapped
+    return read_input(path)
 
 
 def write_output(path: str, data: bytes | list[bytes | memoryview],

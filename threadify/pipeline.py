@@ -21,8 +21,11 @@ from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
 from threadify.validation import VALIDATE_AUTO_LIMIT, BackgroundValidation
 from threadify.wasm import ExternKind, GlobalType, Module
+from threadify.wasm.module import is_mapped
 
 if TYPE_CHECKING:
+    import mmap
+
     from threadify.passes import stack_check
 
 MAX_WASM32_BYTES = 1 << 32
@@ -76,7 +79,9 @@ class Result:
     write it without ever holding a joined copy (peak memory on large modules)."""
 
     module: Module | None
-    input: bytes
+    #: The input: ``bytes``, or a read-only ``mmap`` of the input file (the command line maps
+    #: large inputs instead of reading them).
+    input: bytes | mmap.mmap
     verdict: str
     reasons: list[str]
     changes: list[str] = field(default_factory=list)
@@ -95,13 +100,16 @@ class Result:
         if self._output is not None:
             return [self._output]
         if self.module is None:
-            return [self.input]
+            return [self.input if isinstance(self.input, bytes) else memoryview(self.input)]
         return list(self.module.chunks())
 
     @property
     def output(self) -> bytes:
         if self._output is None:
-            self._output = self.input if self.module is None else self.module.encode()
+            if self.module is not None:
+                self._output = self.module.encode()
+            else:
+                self._output = self.input if isinstance(self.input, bytes) else bytes(self.input)
         return self._output
 
     def check(self) -> None:
@@ -115,7 +123,7 @@ class Result:
                 "warnings": self.warnings}
 
 
-def run(data: bytes, options: Options | None = None,
+def run(data: bytes | mmap.mmap, options: Options | None = None,
         validation: BackgroundValidation | None = None) -> Result:
     """Transform ``data``; returns the result and a report. Raises ``ThreadifyError``.
 
@@ -123,11 +131,13 @@ def run(data: bytes, options: Options | None = None,
     start;
     call :meth:`Result.check` before using the output (:func:`transform` does). The CLI
     writes the output to its temporary file meanwhile, and renames it only after the check.
-    A caller that already started validating ``data`` passes that ``validation``.
+    A caller that already started validating ``data`` passes that ``validation``. ``data``
+    may be a read-only ``mmap`` of the input file: it is used without a copy.
     """
     options = options or Options()
     options.check()
-    data = bytes(data)
+    if not isinstance(data, bytes) and not is_mapped(data):
+        data = bytes(data)
     module = Module.decode(data)
     if not options.validates(len(data)):
         validation = None
@@ -141,7 +151,7 @@ def run(data: bytes, options: Options | None = None,
     return _rewrite(module, analysis, options, data, validation)
 
 
-def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes,
+def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes | mmap.mmap,
              validation: BackgroundValidation | None) -> Result:
     memory, syms = analysis.memory, analysis.symbols
     assert memory is not None and syms is not None and syms.stack_pointer is not None

@@ -23,9 +23,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadify.errors import ThreadifyError
+
+if TYPE_CHECKING:
+    import mmap
+
+    #: A module's bytes: ``bytes``, or a read-only mapping of its file.
+    Data = bytes | mmap.mmap
 
 #: Inputs up to this size are validated by default (it costs at most ~60 ms of wall time
 #: there); larger ones only on request, because checking every function body of a 45 MB module
@@ -146,13 +152,13 @@ def _native_validate(data: bytes) -> str | None:
         lib.wasm_engine_delete(engine_ptr)
 
 
-def validate(data: bytes) -> None:
+def validate(data: Data) -> None:
     """Raise :class:`InvalidModuleError` unless ``data`` validates (see the module docstring
     for which validator runs)."""
     _raise_if_invalid(_start_tool(data), data)
 
 
-def _raise_if_invalid(run: _ToolRun | None, data: bytes) -> None:
+def _raise_if_invalid(run: _ToolRun | None, data: Data) -> None:
     """Wait for ``run`` (or, without the executable, validate with wasmtime here) and raise
     :class:`InvalidModuleError` if ``data`` is invalid.
 
@@ -164,6 +170,7 @@ def _raise_if_invalid(run: _ToolRun | None, data: bytes) -> None:
     if run is not None:
         reason = run.wait()
     else:
+        data = data if isinstance(data, bytes) else bytes(data)  # ctypes wants bytes
         try:
             reason = _native_validate(data)
         except (OSError, AttributeError, KeyError):
@@ -194,7 +201,7 @@ class _ToolRun:
     """``wasm-tools validate --features all -`` running in a child process; the module is fed
     to it through a pipe by a helper thread (a blocking write releases the GIL)."""
 
-    def __init__(self, tool: str, data: bytes) -> None:
+    def __init__(self, tool: str, data: Data) -> None:
         argv = [tool, "validate", "--features", "all", "-"]
         self._proc: Any = None
         if hasattr(os, "posix_spawn"):
@@ -229,7 +236,7 @@ class _ToolRun:
                                         name="threadify-validate-feed")
         self._feeder.start()
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: Data) -> None:
         if self._proc is not None:
             self._errors = self._proc.communicate(data)[1]
             return
@@ -260,7 +267,7 @@ class _ToolRun:
         return text or f"wasm-tools validate failed (exit status {status})"
 
 
-def _start_tool(data: bytes) -> _ToolRun | None:
+def _start_tool(data: Data) -> _ToolRun | None:
     """Start validating ``data`` with the executable; None when it cannot be run here."""
     tool = wasm_tools_executable()
     if tool is None:
@@ -290,7 +297,7 @@ class BackgroundValidation:
     background thread instead.
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: Data) -> None:
         self._error: ThreadifyError | None = None
         self._crash: BaseException | None = None
         self._data = data

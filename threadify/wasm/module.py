@@ -16,6 +16,7 @@ including every function body.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +27,8 @@ from threadify.wasm.instructions import Instr, skip_const_expr
 from threadify.wasm.reader import Reader
 
 if TYPE_CHECKING:  # for annotations; names.py is imported where it is used
+    import mmap
+
     from threadify.wasm.names import NameSection
 from threadify.wasm.types import (
     DataSegment,
@@ -47,6 +50,14 @@ MAGIC = b"\0asm"
 #: written from views of the input.
 _COPY_BELOW = 4096
 VERSION = b"\x01\0\0\0"
+
+
+def is_mapped(data: object) -> bool:
+    """Whether ``data`` is an ``mmap.mmap`` (a mapped input file, used without a copy: it
+    indexes and slices like ``bytes``). Checked without importing ``mmap``, which a process
+    that never maps a file need not load."""
+    mapping = sys.modules.get("mmap")
+    return mapping is not None and isinstance(data, mapping.mmap)
 
 
 def _header(section_id: int, size: int, width: int | None = None) -> bytes:
@@ -345,8 +356,8 @@ def _split_code(payload: memoryview, pos: int, n: int, base: int
     cheaper than a memoryview's), since real modules have 10^4..10^5 bodies. ``base`` is the
     absolute offset of the payload, which is also its offset inside ``payload.obj`` for
     sections of a decoded module."""
-    data = payload.obj
-    if isinstance(data, bytes) and len(data) >= base + len(payload):
+    data: Any = payload.obj  # bytes, or an mmap (indexes and slices the same way)
+    if (isinstance(data, bytes) or is_mapped(data)) and len(data) >= base + len(payload):
         offset = base
     else:
         data, offset = bytes(payload), 0
@@ -578,7 +589,7 @@ class Module:
     code: list[FunctionBody] = _items_property(S.CODE, "Bodies of the defined functions.")
     data: list[DataSegment] = _items_property(S.DATA, "Data segments.")
 
-    def __init__(self, data: bytes | memoryview, sections: list[_Section]) -> None:
+    def __init__(self, data: bytes | memoryview | mmap.mmap, sections: list[_Section]) -> None:
         self._input = data
         self._sections = sections
         self._known: dict[int, _Section] = {s.id: s for s in sections if s.id != S.CUSTOM}
@@ -587,11 +598,15 @@ class Module:
     # -- decoding -----------------------------------------------------------------------------
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, eager: bool = False) -> Module:
+    def decode(cls, data: bytes | bytearray | memoryview | mmap.mmap,
+               eager: bool = False) -> Module:
         """Split ``data`` into sections. With ``eager``, also decode every item (see
-        :meth:`decode_all`) so that any malformation is reported now."""
-        if not isinstance(data, bytes):
+        :meth:`decode_all`) so that any malformation is reported now. A read-only ``mmap`` of
+        a file is used as it is (sections are views into it), anything else as a ``bytes``
+        copy."""
+        if not isinstance(data, bytes) and not is_mapped(data):
             data = bytes(data)
+        data = cast("bytes | mmap.mmap", data)
         view = memoryview(data)
         if len(data) < 4 or data[:4] != MAGIC:
             raise WasmDecodeError(0, "WebAssembly module magic \\0asm")
