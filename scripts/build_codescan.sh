@@ -13,5 +13,5 @@ OUT=${1:-$HERE/threadify/wasm/codescan.wasm}
 # (-s): the module is data to threadify, and smaller.
 "$CLANG" --target=wasm32 -O2 -mbulk-memory -nostdlib -ffreestanding -std=c11 -Wall -Wextra \
     -Werror -Wl,--no-entry -Wl,-s -Wl,--export=kinds \
-    -Wl,--export=reserve -Wl,--export=rewrite -Wl,--export=result -Wl,--export=checks \
+    -Wl,--export=reserve -Wl,--export=scan -Wl,--export=emit -Wl,--export=sequence -Wl,--export=result -Wl,--export=checks \
     -Wl,--export=functions -Wl,--export=failed_at -Wl,--export=count_followed -o "$OUT" "$HERE/threadify/wasm/codescan.c"

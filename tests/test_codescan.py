@@ -174,3 +174,22 @@ def _recurse(module: Module) -> int:
     index = names.find(1, "recurse")
     assert index is not None
     return index - module.num_imported(ExternKind.FUNC)
+
+
+def test_native_reads_a_mapped_input() -> None:
+    # The command line maps large inputs: the scanner copies the code straight from the map.
+    import mmap
+
+    path = FIXTURES / "stack/wasm/overflow.shared-datafirst.wasm"
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        module = Module.decode(mapped)
+        span = module.code_payload()
+        assert span is not None and span[0] is mapped
+        done = codescan.insert_after_global_sets(*span, 0, SEQUENCE, module.function_count())
+        assert done is not None
+        del module, span
+    again = Module.decode(path.read_bytes())
+    span = again.code_payload()
+    assert span is not None
+    assert done == codescan.insert_after_global_sets(*span, 0, SEQUENCE,
+                                                     again.function_count())

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import mmap
 
     from threadify.passes import stack_check
+    from threadify.wasm import codescan
 
 MAX_WASM32_BYTES = 1 << 32
 
@@ -179,17 +180,21 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         raise UnsupportedModuleError("the initial memory leaves no room below 4 GiB")
 
     stack: stack_check.StackRange | None = None
+    scan: codescan.Insertion | None = None
+    program_functions = 0
     if options.stack_check:  # read the layout before segments are made passive
         # imported only when asked for: every other transform would pay for its import
         from threadify.passes import stack_check
 
-        stack_check.prepare(module)
         stack = stack_check.main_stack(module, syms)
         if stack is None:
             raise UnsupportedModuleError(
                 "stack-limit checks need the stack pointer's initial value, and its "
                 "initialiser is not a constant",
                 Hint("transform without {}", Suggestion("stack_check", False)))
+        # the program's own functions; the scan of their code overlaps the passes below
+        program_functions = stack_check.defined_function_count(module)
+        scan = stack_check.start_scan(module, syms.stack_pointer.index, program_functions)
 
     changes += share_memory(module, max_pages, abi.DEFAULT_MAX_MEMORY // abi.PAGE)
 
@@ -212,7 +217,6 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
 
     limits: stack_check.LimitGlobals | None = None
     if stack is not None:
-        program_functions = stack_check.defined_function_count(module)
         limits = stack_check.add_limit_globals(module, stack)
 
     plan = RuntimePlan(
@@ -238,7 +242,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         injected.globals[stack_check.STACK_HIGH] = limits.high
         done = stack_check.insert_checks(module, syms.stack_pointer.index, limits,
                                          injected.functions[stack_check.OVERFLOW],
-                                         program_functions)
+                                         program_functions, scan)
         changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
                        f"{done.functions} function(s)")
         if done.dropped:

@@ -229,29 +229,27 @@ def sp_write_ends(body: FunctionBody, stack_pointer: int) -> list[int]:
     return out
 
 
-def prepare(module: Module) -> None:
-    """Start loading the native scanner in the background when :func:`insert_checks` will use
-    it, so that this overlaps the other passes."""
+def start_scan(module: Module, stack_pointer: int, count: int) -> codescan.Insertion | None:
+    """Start the native scan of a large code section in the background (it overlaps the other
+    passes); ``None`` for a small one, which the Python decoder handles faster than wasmtime
+    loads (:func:`insert_checks`)."""
     span = module.code_payload()
-    if span is not None and span[2] - span[1] >= NATIVE_FROM:
-        codescan.warm_up()
+    if span is None or span[2] - span[1] < NATIVE_FROM:
+        return None
+    return codescan.Insertion(*span, stack_pointer, count)
 
 
 def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, overflow: int,
-                  count: int, native_scan: bool | None = None) -> CheckResult:
+                  count: int, scan: codescan.Insertion | None = None) -> CheckResult:
     """Insert the check after every stack-pointer write in the first ``count`` function
     bodies (the program's own; threadify's injected functions come after them).
 
-    Large code sections go through the native scanner (:mod:`threadify.wasm.codescan`), small
-    ones through the Python decoder (loading wasmtime would cost more than decoding them);
-    both give the same bytes. ``native_scan`` forces the choice (for tests)."""
+    Large code sections go through the native scanner (``scan``, from :func:`start_scan`),
+    small ones through the Python decoder (loading wasmtime would cost more than decoding
+    them); both give the same bytes."""
     sequence = check_sequence(stack_pointer, limits, overflow)
     checks = functions = 0
-    span = module.code_payload()
-    native = None
-    if span is not None and (span[2] - span[1] >= NATIVE_FROM if native_scan is None
-                             else native_scan):
-        native = codescan.insert_after_global_sets(*span, stack_pointer, sequence, count)
+    native = None if scan is None else scan.finish(sequence)
     if native is not None:
         module.replace_code(native.payload, count)
         checks, functions = native.inserted, native.functions

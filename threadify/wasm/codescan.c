@@ -10,7 +10,9 @@
  * `end` -- makes `rewrite` return -1 and the caller falls back to the Python decoder, which
  * reports malformations with their offset.
  *
- * Memory: [heap base: kinds 5 x 512][positions scratch][input][output], grown on demand.
+ * Memory: [heap base: kinds 5 x 512][positions scratch][input][found][output], grown on
+ * demand.  Two phases, so that the host can scan before it knows the sequence to insert:
+ * `scan` finds the offsets, `emit` writes the new payload.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -62,8 +64,6 @@ uint8_t *reserve(uint32_t size) {
     setup();
     if (!ensure((uintptr_t)input + size)) return 0;
     input_cap = size;
-    output = input + ((size + 15u) & ~15u);
-    output_cap = 0;
     return input;
 }
 
@@ -239,21 +239,29 @@ static int put_u32(uint32_t v) {
     return put(buf, (uint32_t)n);
 }
 
+/* Where the host writes the sequence to insert (at most 256 bytes). */
+static uint8_t sequence_buffer[256];
+uint8_t *sequence(void) { return sequence_buffer; }
+
+/* Phase 1 -- `scan`: the payload offsets right after every `global.set target` of the first
+ * `limit` bodies, in order, at `found` (after the input). */
+static uint32_t *found;
+static uint32_t found_count;
+static uint32_t payload_size;
+
 /*
- * Rewrites the code-section payload in `input[0..size)`: after every `global.set target` of the
- * first `limit` bodies, `sequence[0..length)` is inserted (it sits in the input buffer's tail,
- * after the payload).  Other bodies and the section's count are copied byte for byte.
- * Returns the new payload's length (at `result()`), or -1 (`failed_at()`: the body's offset).
+ * Scans the code-section payload in `input[0..size)`.  Returns the number of `global.set
+ * target` found in the first `limit` bodies, or -1 (`failed_at()`: the body's entry offset) when
+ * a body cannot be decoded here.
  */
-int32_t rewrite(uint32_t size, uint32_t seq_offset, uint32_t length, uint32_t target,
-                uint32_t limit) {
-    const uint8_t *sequence = input + seq_offset;
-    checks_done = functions_changed = 0;
+int32_t scan(uint32_t size, uint32_t target, uint32_t limit) {
+    payload_size = size;
+    found = (uint32_t *)(((uintptr_t)input + size + 15u) & ~(uintptr_t)15u);
+    found_count = 0;
     error_offset = 0;
-    out_p = output;
     reader r = {input, input + size, 0};
     uint32_t count = u32(&r);
-    if (r.bad || !put(input, (uint32_t)(r.p - input))) return -1;
+    if (r.bad) return -1;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *entry = r.p;
         uint32_t body_size = u32(&r);
@@ -261,27 +269,59 @@ int32_t rewrite(uint32_t size, uint32_t seq_offset, uint32_t length, uint32_t ta
         error_offset = (uint32_t)(entry - input);
         if (r.bad || (uint32_t)(r.end - body) < body_size) return -1;
         r.p = body + body_size;
-        int32_t found = 0;
-        if (i < limit) {
-            found = scan_body(body, body_size, target);
-            if (found < 0) return -1;
-        }
-        if (found == 0) {
-            if (!put(entry, (uint32_t)(r.p - entry))) return -1;
-            continue;
-        }
-        if (!put_u32(body_size + (uint32_t)found * length)) return -1;
-        uint32_t last = 0;
-        for (int32_t j = 0; j < found; j++) {
-            if (!put(body + last, positions[j] - last) || !put(sequence, length)) return -1;
-            last = positions[j];
-        }
-        if (!put(body + last, body_size - last)) return -1;
-        checks_done += (uint32_t)found;
-        functions_changed++;
+        if (i >= limit) continue;
+        int32_t n = scan_body(body, body_size, target);
+        if (n < 0) return -1;
+        if (n == 0) continue;
+        if (!ensure((uintptr_t)(found + found_count + (uint32_t)n))) return -1;
+        for (int32_t j = 0; j < n; j++)
+            found[found_count++] = (uint32_t)(body - input) + positions[j];
     }
     if (r.p != r.end) return -1;
     error_offset = 0;
+    return (int32_t)found_count;
+}
+
+/*
+ * Phase 2: the payload with `sequence()[0..length)` inserted at every offset `scan` found.
+ * Other bodies and the section's count are copied byte for byte.  Returns the new payload's
+ * length (at `result()`), or -1.
+ */
+int32_t emit(uint32_t length) {
+    const uint8_t *seq = sequence_buffer;
+    if (length > sizeof sequence_buffer) return -1;
+    checks_done = functions_changed = 0;
+    output = (uint8_t *)(((uintptr_t)(found + found_count) + 15u) & ~(uintptr_t)15u);
+    output_cap = 0;
+    out_p = output;
+    reader r = {input, input + payload_size, 0};
+    uint32_t count = u32(&r);
+    if (r.bad || !put(input, (uint32_t)(r.p - input))) return -1;
+    uint32_t next = 0; /* index into found */
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *entry = r.p;
+        uint32_t body_size = u32(&r);
+        const uint8_t *body = r.p;
+        if (r.bad || (uint32_t)(r.end - body) < body_size) return -1;
+        r.p = body + body_size;
+        uint32_t body_at = (uint32_t)(body - input), end_at = body_at + body_size;
+        uint32_t first = next;
+        while (next < found_count && found[next] <= end_at) next++;
+        uint32_t n = next - first;
+        if (n == 0) {
+            if (!put(entry, (uint32_t)(r.p - entry))) return -1;
+            continue;
+        }
+        if (!put_u32(body_size + n * length)) return -1;
+        uint32_t last = body_at;
+        for (uint32_t j = first; j < next; j++) {
+            if (!put(input + last, found[j] - last) || !put(seq, length)) return -1;
+            last = found[j];
+        }
+        if (!put(input + last, end_at - last)) return -1;
+        checks_done += n;
+        functions_changed++;
+    }
     return (int32_t)(out_p - output);
 }
 

@@ -91,14 +91,6 @@ def _register_release() -> None:
     atexit.register(_compiled_once.cache_clear)
 
 
-def warm_up() -> threading.Thread:
-    """Load wasmtime and compile the scanner in a background thread (most of it runs without
-    the GIL), so that a caller can overlap it with other work; returns the thread."""
-    thread = threading.Thread(target=_compiled, name="threadify-codescan", daemon=True)
-    thread.start()
-    return thread
-
-
 class _Scanner:
     """One instance of the scanner with the payload and the sequence in its memory."""
 
@@ -112,9 +104,9 @@ class _Scanner:
         return ctypes.addressof(self.exports["memory"].data_ptr(self.store).contents)
 
 
-def _load(source: bytes, start: int, end: int, sequence: bytes) -> _Scanner | None:
+def _load(source: object, start: int, end: int, sequence: bytes) -> _Scanner | None:
     """A scanner instance holding ``source[start:end]`` and then ``sequence``, copied straight
-    from ``source`` (no copy of our own of 31 MB of code)."""
+    from ``source`` (``bytes`` or a mapped file: no copy of our own of 31 MB of code)."""
     compiled = _compiled()
     if compiled is None:
         return None
@@ -125,31 +117,94 @@ def _load(source: bytes, start: int, end: int, sequence: bytes) -> _Scanner | No
     scanner = _Scanner(store, wasmtime.Instance(store, module, []).exports(store), end - start)
     tables = scanner.call("kinds")
     base = scanner.call("reserve", scanner.size + len(sequence))
-    first = ctypes.cast(ctypes.c_char_p(source), ctypes.c_void_p).value
-    if base == 0 or first is None:
+    if base == 0:
         return None
     address = scanner.address()
     ctypes.memmove(address + tables, kind_tables(), 5 * TABLE)
-    ctypes.memmove(address + base, first + start, scanner.size)
+    with _Buffer(source) as first:
+        ctypes.memmove(address + base, first + start, scanner.size)
     ctypes.memmove(address + base + scanner.size, sequence, len(sequence))
     return scanner
 
 
-def insert_after_global_sets(source: bytes, start: int, end: int, global_index: int,
+class _PyBuffer(ctypes.Structure):
+    """CPython's ``Py_buffer``; only ``buf`` is read."""
+
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p),
+                ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
+                ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
+                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                ("internal", ctypes.c_void_p)]
+
+
+class _Buffer:
+    """The address of a ``bytes`` object's or a read-only ``mmap``'s first byte, held for a
+    ``with`` block (``ctypes.c_char.from_buffer`` refuses read-only buffers)."""
+
+    def __init__(self, source: object) -> None:
+        self.source = source
+        self.view = _PyBuffer()
+
+    def __enter__(self) -> int:
+        get = ctypes.pythonapi.PyObject_GetBuffer
+        get.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+        if get(self.source, ctypes.byref(self.view), 0) != 0 or not self.view.buf:
+            raise BufferError("no buffer")
+        return int(self.view.buf)
+
+    def __exit__(self, *exc: object) -> None:
+        release = ctypes.pythonapi.PyBuffer_Release
+        release.argtypes = [ctypes.POINTER(_PyBuffer)]
+        release(ctypes.byref(self.view))
+
+
+class Insertion:
+    """Inserting a sequence after every ``global.set`` of one global, in two steps so that the
+    slow one overlaps other work: the scan starts in a background thread at once (loading
+    wasmtime, copying the payload, finding every such instruction -- most of it without the
+    GIL); :meth:`finish` inserts the sequence, which need not be known before."""
+
+    def __init__(self, source: object, start: int, end: int, global_index: int,
+                 limit: int) -> None:
+        self._args = (source, start, end, global_index, limit)
+        self._scanner: _Scanner | None = None
+        self._thread = threading.Thread(target=self._scan, name="threadify-codescan",
+                                         daemon=True)
+        self._thread.start()
+
+    def _scan(self) -> None:
+        source, start, end, global_index, limit = self._args
+        try:
+            scanner = _load(source, start, end, b"")
+            if scanner is not None and scanner.call("scan", scanner.size, global_index,
+                                                    limit) >= 0:
+                self._scanner = scanner
+        except Exception:  # noqa: BLE001 - any failure here: the caller decodes in Python
+            self._scanner = None
+
+    def finish(self, sequence: bytes) -> Rewritten | None:
+        """The new payload with ``sequence`` inserted; ``None`` if the scan was not done here
+        (no wasmtime, or a body the scanner cannot decode)."""
+        self._thread.join()
+        scanner = self._scanner
+        if scanner is None or len(sequence) > 256:
+            return None
+        ctypes.memmove(scanner.address() + scanner.call("sequence"), sequence, len(sequence))
+        length = scanner.call("emit", len(sequence))
+        if length < 0:
+            return None
+        out = scanner.call("result")
+        return Rewritten(ctypes.string_at(scanner.address() + out, length),
+                         scanner.call("checks"), scanner.call("functions"))
+
+
+def insert_after_global_sets(source: object, start: int, end: int, global_index: int,
                              sequence: bytes, limit: int) -> Rewritten | None:
     """The code section's payload ``source[start:end]`` (from its count) with ``sequence``
     inserted after every ``global.set global_index`` in the first ``limit`` bodies; ``None``
     if not done here."""
-    scanner = _load(source, start, end, sequence)
-    if scanner is None:
-        return None
-    size = scanner.size
-    length = scanner.call("rewrite", size, size, len(sequence), global_index, limit)
-    if length < 0:
-        return None
-    out = scanner.call("result")
-    return Rewritten(ctypes.string_at(scanner.address() + out, length), scanner.call("checks"),
-                     scanner.call("functions"))
+    return Insertion(source, start, end, global_index, limit).finish(sequence)
 
 
 @dataclass(frozen=True)
@@ -160,7 +215,7 @@ class Counted:
     unfollowed_at: int | None  #: payload offset of a body with one that is not, else None
 
 
-def count_followed(source: bytes, start: int, end: int, global_index: int, sequence: bytes,
+def count_followed(source: object, start: int, end: int, global_index: int, sequence: bytes,
                    limit: int) -> Counted | None:
     """Count the ``global.set global_index`` of the first ``limit`` bodies of the payload
     ``source[start:end]`` and check each is followed by ``sequence``; ``None`` if not done

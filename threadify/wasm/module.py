@@ -710,19 +710,21 @@ class Module:
         """Number of function bodies, without decoding the code section."""
         return self._vector(S.CODE).length()
 
-    def code_payload(self) -> tuple[bytes, int, int] | None:
+    def code_payload(self) -> tuple[bytes | mmap.mmap, int, int] | None:
         """Where the code section's payload as read (its count, then every body's entry) lies:
-        ``(buffer, start, end)``, usually the module's input bytes; None when there is no code
-        section or it was replaced. Nothing is decoded or copied."""
+        ``(buffer, start, end)``, the module's input (``bytes`` or a mapped file) when it is
+        there; None when there is no code section or it was replaced. Nothing is decoded or
+        copied."""
         s = self._known.get(S.CODE)
         if not isinstance(s, _VectorSection) or s.header is None or s._replaced:
             return None
         payload = s.payload
         assert payload is not None
-        owner = payload.obj
+        owner: Any = payload.obj
         start = s.payload_offset
-        if isinstance(owner, bytes) and owner[start:start + 1] == bytes(payload[:1]):
-            return owner, start, start + len(payload)
+        if ((isinstance(owner, bytes) or is_mapped(owner))
+                and owner[start:start + 1] == bytes(payload[:1])):
+            return cast("bytes | mmap.mmap", owner), start, start + len(payload)
         return bytes(payload), 0, len(payload)
 
     def replace_code(self, payload: bytes, count: int) -> None:
