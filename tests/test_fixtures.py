@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests import programs
-from tests.tooling import FIXTURES, assert_valid, run_wasmtime, wasm_tools, wat2wasm
+from tests.tooling import FIXTURES, assert_valid, run_wasmtime, slow_unless, wasm_tools, wat2wasm
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 C_FIXTURES = [f for f in MANIFEST["fixtures"] if f["toolchain"] == "c"]
@@ -40,6 +40,18 @@ PAGE = 65536
 
 def fixture_id(entry: dict[str, Any]) -> str:
     return Path(entry["file"]).stem
+
+
+# The fast loop (pytest -m "not slow") checks a representative few fixtures; the full suite all.
+def one_per_class(entry: dict[str, Any]) -> bool:
+    """tls.shared-import (A), tls.nonshared (B) and the non-atomic program (D)."""
+    return entry["file"] in ("c/wasm/tls.shared-import.wasm", "c/wasm/tls.nonshared.wasm",
+                             "c/wasm/nonatomic.plain.wasm")
+
+
+def every_variant(entry: dict[str, Any]) -> bool:
+    """Every link variant, of one program (tls: it has TLS and data)."""
+    return bool(entry["program"] == "tls")
 
 
 @dataclass
@@ -194,12 +206,12 @@ def test_exit_code_table_matches_source(source: str) -> None:
 # validity and shape
 
 
-@pytest.mark.parametrize("entry", C_FIXTURES, ids=fixture_id)
+@pytest.mark.parametrize("entry", slow_unless(one_per_class, C_FIXTURES, fixture_id))
 def test_fixture_validates(entry: dict[str, Any]) -> None:
     assert_valid((FIXTURES / entry["file"]).read_bytes())
 
 
-@pytest.mark.parametrize("entry", C_FIXTURES, ids=fixture_id)
+@pytest.mark.parametrize("entry", slow_unless(every_variant, C_FIXTURES, fixture_id))
 def test_fixture_has_promised_shape(entry: dict[str, Any]) -> None:
     s = shape(entry["file"])
     assert s.memory_shared == entry["memory_shared"]
@@ -251,7 +263,9 @@ def _tdata_address(s: Shape, entry: dict[str, Any]) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("entry", [f for f in C_FIXTURES if f["class"] in "AB"], ids=fixture_id)
+@pytest.mark.parametrize("entry", slow_unless(every_variant,
+                                              [f for f in C_FIXTURES if f["class"] in "AB"],
+                                              fixture_id))
 def test_tls_base_matches_class(entry: dict[str, Any]) -> None:
     """Class A: mutable __tls_base (init 0) set by the start function to the .tdata address.
     Class B: immutable __tls_base equal to the active .tdata offset (absent without TLS)."""
@@ -291,7 +305,8 @@ def test_tls_base_matches_class(entry: dict[str, Any]) -> None:
 RUNNABLE = [f for f in C_FIXTURES if f["memory_exported"]]
 
 
-@pytest.mark.parametrize("entry", RUNNABLE, ids=fixture_id)
+@pytest.mark.parametrize("entry", slow_unless(lambda f: f["variant"] in ("nonshared", "plain"),
+                                              RUNNABLE, fixture_id))
 def test_runs_single_threaded_on_wasmtime(entry: dict[str, Any]) -> None:
     """Argument 0 spawns no thread, so even the untransformed module runs on wasmtime 46."""
     program = C_PROGRAMS[entry["source"]]
@@ -389,7 +404,7 @@ def _with_thread_start(entry: dict[str, Any], mode: str) -> bytes:
 DOUBLES = [f for f in C_FIXTURES if f["variant"] == DOUBLE_VARIANT]
 
 
-@pytest.mark.parametrize("entry", DOUBLES, ids=fixture_id)
+@pytest.mark.parametrize("entry", slow_unless(lambda f: f["program"] == "tls", DOUBLES, fixture_id))
 def test_program_passes_with_a_correct_thread_start(entry: dict[str, Any],
                                                     tmp_path: Path) -> None:
     path = tmp_path / "ok.wasm"
@@ -399,7 +414,7 @@ def test_program_passes_with_a_correct_thread_start(entry: dict[str, Any],
     assert entry["stdout"] in proc.stdout
 
 
-@pytest.mark.parametrize("program", ["tls", "churn"])
+@pytest.mark.parametrize("program", ["tls", pytest.param("churn", marks=pytest.mark.slow)])
 def test_shared_tls_is_detected(program: str, tmp_path: Path) -> None:
     """A thread running on the main thread's TLS block sees main's values, not the template."""
     entry = next(f for f in DOUBLES if f["program"] == program)

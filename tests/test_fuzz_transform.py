@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from tests.tooling import FIXTURES, THREADS_FEATURES, validate
 FUZZER = Path(__file__).parent / "fuzz" / "fuzz_transform.py"
 
 
+@pytest.mark.slow
 def test_fuzzer_short_run(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(FUZZER), "--count", "150", "--seed", "7",
                            "--out", str(tmp_path / "findings")],

@@ -22,6 +22,9 @@ from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid, wat2wasm
 pytestmark = pytest.mark.skipif(not node_host_available(),
                                 reason="Node.js >= 20 missing: python scripts/install_node_host.py")
 
+# A run on Node costs seconds (a Worker per thread): every test here is slow but one, which keeps
+# the host (spawn, thread id, exit code) in the fast loop.
+
 REPEATS = 3
 SUBSET = [
     "c/wasm/tls.nonshared.wasm",
@@ -50,6 +53,7 @@ def assert_runs(program: Program, path: Path, repeats: int) -> None:
         assert proc.stderr == "", detail
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program_id", SUBSET)
 def test_program_runs(program_id: str, tmp_path: Path) -> None:
     program = BY_ID[program_id]
@@ -63,6 +67,7 @@ def test_program_runs(program_id: str, tmp_path: Path) -> None:
     assert_runs(program, path, 1 if program_id in SLOW else REPEATS)
 
 
+@pytest.mark.slow
 def test_tls_program_with_zero_threads(tmp_path: Path) -> None:
     """Arguments reach the program: ``tls 0`` prints another line than the default run."""
     program = BY_ID["c/wasm/tls.nonshared.wasm"]
@@ -111,6 +116,7 @@ def harness(tmp_path: Path, thread_body: str, main_tail: str = "", wait_ns: int 
     return path
 
 
+@pytest.mark.slow
 def test_trap_in_spawned_thread_ends_the_process(tmp_path: Path) -> None:
     """The main thread waits forever; only the spawned thread's trap can end the run."""
     path = harness(tmp_path, "(call $say) (unreachable)")
@@ -121,6 +127,7 @@ def test_trap_in_spawned_thread_ends_the_process(tmp_path: Path) -> None:
         assert "thread 1 trapped: wasm trap: unreachable" in proc.stderr
 
 
+@pytest.mark.slow
 def test_trap_in_main_thread(tmp_path: Path) -> None:
     path = harness(tmp_path, "", main_tail="(unreachable)", wait_ns=1_000_000)
     proc = run_node_host(path, [], timeout=60)
@@ -128,6 +135,7 @@ def test_trap_in_main_thread(tmp_path: Path) -> None:
     assert "main thread trapped" in proc.stderr
 
 
+@pytest.mark.slow
 def test_proc_exit_in_spawned_thread_sets_the_exit_code(tmp_path: Path) -> None:
     path = harness(tmp_path, "(call $say) (call $exit (i32.const 7))")
     for _ in range(REPEATS):
@@ -136,6 +144,7 @@ def test_proc_exit_in_spawned_thread_sets_the_exit_code(tmp_path: Path) -> None:
         assert proc.stdout == "thread started\n"
 
 
+@pytest.mark.slow
 def test_return_from_start_is_exit_zero_even_with_threads_running(tmp_path: Path) -> None:
     """The thread spins forever; returning from `_start` still ends the process with 0."""
     path = harness(tmp_path, "(loop $l (br $l))", wait_ns=1_000_000)
@@ -151,6 +160,7 @@ def test_memory_import_name_is_free_and_tid_is_one(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
 
 
+@pytest.mark.slow
 def test_exit_status_126_is_refused(tmp_path: Path) -> None:
     path = harness(tmp_path, "(call $exit (i32.const 200))")
     proc = run_node_host(path, [], timeout=60)
@@ -158,6 +168,7 @@ def test_exit_status_126_is_refused(tmp_path: Path) -> None:
     assert "exit status 200" in proc.stderr
 
 
+@pytest.mark.slow
 def test_module_without_shared_memory_import_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "plain.wasm"
     path.write_bytes(wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))'))
@@ -167,6 +178,7 @@ def test_module_without_shared_memory_import_is_a_one_line_error(tmp_path: Path)
     assert "Error" not in proc.stderr and "    at " not in proc.stderr  # no JS traceback
 
 
+@pytest.mark.slow
 def test_local_survives_atomic_wait(tmp_path: Path) -> None:
     """Regression for the V8 11.3 Liftoff defect the host works around (docs/hosts.md): a
     local set before `memory.atomic.wait32` must keep its value after the wait."""

@@ -10,13 +10,39 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import install_test_tools  # noqa: E402
+
+T = TypeVar("T")
+
+
+def slow_unless(fast: Callable[[T], bool], values: Iterable[T],
+                ids: Callable[[T], str] | None = None) -> list[Any]:
+    """``values`` for ``pytest.mark.parametrize``, all but those ``fast`` keeps marked slow.
+
+    A big matrix (every fixture, every host, every seed) runs whole in the full suite; the fast
+    loop (``pytest -m "not slow"``, README) keeps a representative few of it, so that every
+    area stays covered there without paying for every cell.
+    """
+    return [pytest.param(v, marks=() if fast(v) else pytest.mark.slow,
+                         id=ids(v) if ids is not None else None) for v in values]
+
+
+def slow_unless_cases(fast: Callable[[Sequence[Any]], bool], cases: Iterable[Sequence[Any]],
+                      ids: Callable[[Sequence[Any]], str] | None = None) -> list[Any]:
+    """:func:`slow_unless` for a parametrization of several names (each case is a tuple)."""
+    return [pytest.param(*c, marks=() if fast(c) else pytest.mark.slow,
+                         id=ids(c) if ids is not None else None) for c in cases]
+
 
 THREADS_FEATURES = (
     "threads,bulk-memory,mutable-global,sign-extension,multi-value,reference-types,simd,"

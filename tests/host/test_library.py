@@ -86,6 +86,7 @@ def _footprint() -> tuple[int, int, int]:
     return rss_kib, len(os.listdir("/proc/self/fd")), threading.active_count()
 
 
+@pytest.mark.slow
 def test_repeated_runs_leave_memory_threads_and_fds_flat(echo: bytes) -> None:
     program = wat.assemble(wat.spawn_join_program(50))
     for _ in range(3):  # warm-up: imports, first-use allocations

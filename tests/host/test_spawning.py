@@ -56,6 +56,7 @@ def test_1000_sequential_spawns(tmp_path: Path) -> None:
     assert run_wasmtime("46.0.1", path).returncode == 0
 
 
+@pytest.mark.slow
 def test_trap_in_one_of_64_busy_threads_ends_the_run(tmp_path: Path) -> None:
     path = _write(tmp_path, "trap64.wasm", wat.module("""
   (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)

@@ -201,7 +201,7 @@ def alive_program(count: int) -> str:
       (local.set $r (call $spawn (i32.const {count})))
       (local.set $tries (i32.add (local.get $tries) (i32.const 1)))
       (if (i32.and (i32.lt_s (local.get $r) (i32.const 1))
-                   (i32.lt_u (local.get $tries) (i32.const 5000)))
+                   (i32.lt_u (local.get $tries) (i32.const 60000)))
         (then
           (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const 1000000)))
           (br $retry))))

@@ -44,7 +44,8 @@ def _sources() -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("source", range(5))
+@pytest.mark.parametrize("source", [0, *(pytest.param(s, marks=pytest.mark.slow)
+                                         for s in range(1, 5))])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_mutations(source: int, data: st.DataObject) -> None:

@@ -341,6 +341,7 @@ def test_data_summary_fast_scan_matches_decoded_segments() -> None:
         assert fast == slow, path
 
 
+@pytest.mark.slow
 def test_data_scan_on_truncated_or_corrupt_input_raises_only_decode_errors() -> None:
     from threadify.errors import WasmDecodeError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tooling import assert_valid
-from tests.wasm.corpus import real_modules, smith_cases, smith_module
+from tests.tooling import FIXTURES, assert_valid, slow_unless, slow_unless_cases
+from tests.wasm.corpus import DATA, real_modules, smith_cases, smith_module
 from threadify.wasm import (
     F64,
     I32,
@@ -66,7 +66,9 @@ def _check_instructions(m: Module) -> int:
     return n
 
 
-@pytest.mark.parametrize(("feature_set", "seed"), smith_cases())
+@pytest.mark.parametrize(("feature_set", "seed"),
+                         slow_unless_cases(lambda case: case[1] < 2, smith_cases(),
+                                           ids=lambda case: f"{case[0]}-{case[1]}"))
 def test_smith_round_trip(feature_set: str, seed: int) -> None:
     data = smith_module(feature_set, seed)
     if data is None:
@@ -105,7 +107,17 @@ def _real_id(p: Path) -> str:
     return str(p.relative_to(p.parents[2]))
 
 
-@pytest.mark.parametrize("path", real_modules(), ids=_real_id)
+# The fast loop round-trips the compiler outputs of tests/wasm/data and one module per producer.
+FAST_REAL = {"c/wasm/tls.shared-import.wasm", "rust/threads_no_core.wasm", "zig/std_thread.wasm",
+             "cxx/threads.shared-import.wasm"}
+
+
+def _fast_real(p: Path) -> bool:
+    return p.parent == DATA or (p.is_relative_to(FIXTURES)
+                                and str(p.relative_to(FIXTURES)) in FAST_REAL)
+
+
+@pytest.mark.parametrize("path", slow_unless(_fast_real, real_modules(), ids=_real_id))
 def test_real_round_trip(path: Path) -> None:
     data = path.read_bytes()
     m = Module.decode(data, eager=True)
