@@ -12,6 +12,7 @@ import ctypes
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from wasmtime import _bindings
@@ -47,8 +48,9 @@ def test_function_matches_wasmtime_py(name: str) -> None:
     assert _size(restype) == _size(theirs.restype), name
     assert [_size(t) for t in argtypes] == [_size(t) for t in theirs.argtypes], name
     # Scalars must be the very same kind (a bool is not a pointer of the same size).
+    pointers = (ctypes._Pointer, ctypes._CFuncPtr)  # type: ignore[attr-defined]
     for ours, their in zip(argtypes, theirs.argtypes, strict=True):
-        if not issubclass(their, (ctypes._Pointer, ctypes._CFuncPtr)) and their is not \
+        if not issubclass(their, pointers) and their is not \
                 ctypes.c_void_p and their is not ctypes.c_char_p:
             assert ours is their or ours._type_ == their._type_, (name, ours, their)
 
@@ -95,14 +97,14 @@ def test_extern_kinds_and_value_kinds_as_wasmtime_py_sees_them() -> None:
     assert loading._sig(func) == ("iI", "i")
     capi.wasm_importtype_vec_delete(ctypes.byref(vec))
     theirs = {imp.name: type(imp.type) for imp in wasmtime.Module(
-        wasmtime.Engine(_threads_config(wasmtime)), binary).imports}
+        wasmtime.Engine(_threads_config(wasmtime)), bytes(binary)).imports}
     assert theirs["f"] is wasmtime.FuncType and kinds["f"] == capi.WASM_EXTERN_FUNC
     assert theirs["m"] is wasmtime.MemoryType and kinds["m"] == capi.WASM_EXTERN_MEMORY
     assert kinds["g"] not in (capi.WASM_EXTERN_FUNC, capi.WASM_EXTERN_MEMORY)
 
 
-def _threads_config(wasmtime: object) -> object:
-    config = wasmtime.Config()  # type: ignore[attr-defined]
+def _threads_config(wasmtime: Any) -> Any:
+    config = wasmtime.Config()
     config.wasm_threads = True
     config.shared_memory = True
     return config
