@@ -8,6 +8,7 @@ import pytest
 
 from tests.host import wat
 from tests.host.runner import run_cli
+from tests.tooling import run_wasmtime
 
 START = '(func (export "_start")) (func (export "wasi_thread_start") (param i32 i32))'
 SHARED = '(import "env" "memory" (memory 1 1 shared)) (export "memory" (memory 0))'
@@ -110,3 +111,25 @@ def test_proc_exit_status_out_of_range_is_refused_like_wasmtime(tmp_path: Path) 
     proc = run_cli([str(path)])
     assert proc.returncode == 1
     _check_clean(proc.stderr, "proc_exit(200)")
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ('(type $s (struct (field i32))) (func (export "mk") (result (ref null $s)) '
+     "(struct.new $s (i32.const 5)))", "gc"),
+    ('(type $f (func)) (func $g) (elem declare func $g) '
+     '(func (export "get") (result (ref $f)) (ref.func $g))', "function references"),
+    ('(tag $t (param i32)) (func (export "ex") (result exnref) (block $h (result exnref) '
+     "(try_table (catch_all_ref $h) (throw $t (i32.const 1))) unreachable))",
+     "exception"),
+], ids=["gc", "function-references", "exceptions"])
+def test_proposals_the_wasmtime_cli_leaves_off_are_refused_in_one_line(
+        tmp_path: Path, body: str, needle: str) -> None:
+    """GC, typed function references and exception handling are off, as in the wasmtime 46 CLI
+    (which refuses these modules too, exit 1). They must be: with them on, merely listing such a
+    module's exports through wasmtime's C API aborts the process."""
+    path = tmp_path / "proposal.wasm"
+    path.write_bytes(wat.wat2wasm(f'(module {body} (func (export "_start")))'))
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1
+    _check_clean(proc.stderr, "invalid WebAssembly module", needle)
+    assert run_wasmtime("46.0.1", path).returncode == 1

@@ -121,6 +121,9 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "wasm_config_new": (_V, ()),
     "wasmtime_config_wasm_threads_set": (None, (_V, c_bool)),
     "wasmtime_config_shared_memory_set": (None, (_V, c_bool)),
+    "wasmtime_config_wasm_gc_set": (None, (_V, c_bool)),
+    "wasmtime_config_wasm_function_references_set": (None, (_V, c_bool)),
+    "wasmtime_config_wasm_exceptions_set": (None, (_V, c_bool)),
     "wasm_engine_new_with_config": (_V, (_V,)),
     "wasmtime_module_new": (_V, (_V, _V, c_size_t, _V)),
     "wasmtime_module_deserialize_file": (_V, (_V, ctypes.c_char_p, _V)),
@@ -192,6 +195,10 @@ def _declare(name: str) -> Any:
 wasm_config_new = _declare("wasm_config_new")
 wasmtime_config_wasm_threads_set = _declare("wasmtime_config_wasm_threads_set")
 wasmtime_config_shared_memory_set = _declare("wasmtime_config_shared_memory_set")
+wasmtime_config_wasm_gc_set = _declare("wasmtime_config_wasm_gc_set")
+wasmtime_config_wasm_function_references_set = _declare(
+    "wasmtime_config_wasm_function_references_set")
+wasmtime_config_wasm_exceptions_set = _declare("wasmtime_config_wasm_exceptions_set")
 wasm_engine_new_with_config = _declare("wasm_engine_new_with_config")
 wasmtime_module_new = _declare("wasmtime_module_new")
 wasmtime_module_deserialize_file = _declare("wasmtime_module_deserialize_file")
@@ -328,8 +335,19 @@ class Handle:
 
 
 def engine() -> Handle:
-    """An engine with the threads and shared-memory proposals on (wasmtime-py's defaults else)."""
+    """An engine with the threads and shared-memory proposals on, and GC, typed function
+    references and exception handling off, as the wasmtime 46 CLI has them by default
+    (wasmtime-py's defaults else).
+
+    Off also because the C API cannot describe the types those proposals add: listing the
+    imports or exports of a module that uses them in a signature aborts the process
+    ("support for non-externref and non-funcref references is not implemented"). With them off,
+    such a module is refused when it is compiled, with wasmtime's one-line reason.
+    """
     config = wasm_config_new()
     wasmtime_config_wasm_threads_set(config, True)
     wasmtime_config_shared_memory_set(config, True)
+    wasmtime_config_wasm_gc_set(config, False)
+    wasmtime_config_wasm_function_references_set(config, False)
+    wasmtime_config_wasm_exceptions_set(config, False)
     return Handle(wasm_engine_new_with_config(config))  # takes ownership of the config

@@ -33,7 +33,7 @@ from threadify.host import capi
 WASM_MAGIC = b"\0asm"
 CORE_VERSION = b"\x01\0\0\0"
 WASI_MODULE = "wasi_snapshot_preview1"
-ENGINE_SETTINGS = "threads+shared_memory/v1"
+ENGINE_SETTINGS = "threads+shared_memory-gc-function_references-exceptions/v2"
 KEY_FORMAT = "v2"
 #: Seconds after its last change from which a file's times identify its content.
 SETTLED = 2.0
