@@ -60,6 +60,10 @@ EXPECTED: dict[str, tuple[str, int]] = {
     # preview1's fd_write under wasix_32v1: works; a misaligned iovec array is UNKNOWN (79,
     # printed as "O"), one past the end MEMVIOLATION (the exit code), not the end of the run
     "preview1_bad_pointer": ("ok Ok", 78),
+    # proc_exit2 (wasix-libc's exit) in a thread: every thread ends, status 300 & 0xff
+    "proc_exit2_in_thread": ("0", 44),
+    # proc_exit under wasix_32v1 takes statuses of 126 and up (preview1's refuses them)
+    "wasix_proc_exit_200": ("", 200),
     # the thread calls accept misaligned pointers (thread_id still writes 1)
     "misaligned_pointers": ("0 1 0 0 0 0", 0),
 }

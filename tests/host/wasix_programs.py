@@ -26,6 +26,7 @@ TYPES = {
     "futex_wake": "(param i32 i32) (result i32)",
     "futex_wake_all": "(param i32 i32) (result i32)",
     "sched_yield": "(result i32)",
+    "proc_exit2": "(param i32)",
 }
 
 LIB_IMPORTS = """
@@ -387,3 +388,20 @@ PROGRAMS["misaligned_pointers"] = program("""
                                    (i32.const 209)))
     (call $print (call $futex_wake (i32.const 202) (i32.const 209))))""",
     ("thread_id", "thread_parallelism", "futex_wait", "futex_wake"))
+
+PROGRAMS["proc_exit2_in_thread"] = program("""
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $await (i32.const 16))
+    (call $proc_exit2 (i32.const 300)))
+  (func (export "_start")
+    (call $record (i32.const 1024) (i32.const 40000) (i32.const 0))
+    (call $print (call $thread_spawn_v2 (i32.const 1024) (i32.const 12)))
+    (call $signal (i32.const 16))
+    (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const -1))))""",
+    ("thread_spawn_v2", "proc_exit2"))
+
+PROGRAMS["wasix_proc_exit_200"] = """(module
+  (import "wasix_32v1" "proc_exit" (func $e (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $e (i32.const 200))))
+"""

@@ -21,6 +21,8 @@ provided, each call checked against Wasmer by the differential tests in
 - ``thread_join(tid)``: waits for a live thread (for the main thread: until the run ends); at
   once for any other TID.
 - ``thread_sleep(ns)``, ``thread_parallelism`` (the CPUs this process may run on).
+- ``proc_exit2(code)`` and ``proc_exit(code)`` under ``wasix_32v1``: end the program with
+  ``code & 0xff`` (preview1's ``proc_exit`` refuses 126 and up, as wasmtime).
 - ``futex_wait(ptr, expected, timeout_ptr, ret_woken)``, ``futex_wake``, ``futex_wake_all``:
   a futex table of the host's own (it does not wake ``memory.atomic.wait32``, nor the other way
   round, as in Wasmer). ``futex_wait`` returns success both when the value differed and on a
@@ -59,8 +61,9 @@ MAIN_TID = 1
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF  # WASIX timestamps are u64
 
-#: name -> (parameter kinds, result kinds); 'i' = i32, 'I' = i64.
-THREAD_CALLS: dict[str, tuple[str, str]] = {
+#: The calls implemented here (the others are preview1's): name -> (parameter kinds, result
+#: kinds); 'i' = i32, 'I' = i64.
+CALLS: dict[str, tuple[str, str]] = {
     "thread_spawn_v2": ("ii", "i"),
     "thread_spawn": ("ii", "i"),
     "thread_id": ("i", "i"),
@@ -71,13 +74,16 @@ THREAD_CALLS: dict[str, tuple[str, str]] = {
     "futex_wait": ("iiii", "i"),
     "futex_wake": ("ii", "i"),
     "futex_wake_all": ("ii", "i"),
+    # how a WASIX program ends (wasix-libc's exit paths call proc_exit2)
+    "proc_exit2": ("i", ""),
+    "proc_exit": ("i", ""),
 }
 
 
 def wasix_signature(name: str) -> tuple[str, str] | None:
     """The wasm32 type of ``wasix_32v1.<name>`` as this host provides it, or ``None``."""
-    if name in THREAD_CALLS:
-        return THREAD_CALLS[name]
+    if name in CALLS:
+        return CALLS[name]
     from threadify.host.wasi import NO_RESULT, SIGNATURES
 
     params = SIGNATURES.get(name)
@@ -170,6 +176,15 @@ class Wasix:
             termination.end_run(0)  # the main thread: the program ends, as Wasmer does
         THREAD.exiting = True
 
+    def proc_exit2(self, code: int) -> None:
+        """Ends every thread with exit status ``code & 0xff``, as Wasmer (and a POSIX shell)
+        reports it; preview1's ``proc_exit`` refuses statuses of 126 and up, as wasmtime does.
+        ``proc_exit`` under ``wasix_32v1`` is the same in Wasmer. (Wasmer's vfork case, where
+        ``proc_exit2`` returns to the parent, does not arise: there is no ``proc_fork_env``.)"""
+        termination.end_run(code & 0xFF)
+
+    proc_exit = proc_exit2
+
     def thread_join(self, tid: int) -> int:
         if tid == MAIN_TID:  # the main thread ends the whole run: the caller never goes on
             threading.Event().wait()
@@ -233,13 +248,13 @@ def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner:
     """
     wasix = Wasix(memory, spawner)
     for name in names:
-        if name not in THREAD_CALLS:  # a preview1 function: the same implementation
+        if name not in CALLS:  # a preview1 function: the same implementation
             params, results = wasix_signature(name) or ("", "")
             define(linker, WASIX_MODULE, name, params, results,
                    _preview1_handler(wasi, name, params, results) if has_memory
                    else memoryless_handler(name))
             continue
-        params, results = THREAD_CALLS[name]
+        params, results = CALLS[name]
         impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
         define(linker, WASIX_MODULE, name, params, results, _handler(name, impl, params, results))
 
