@@ -35,3 +35,10 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci/run").read_text().strip().splitlines()[-1]
     assert ci in readme.splitlines()
     assert "pytest" in ci
+
+
+def test_readme_documents_the_fast_loop() -> None:
+    """The fast loop the README promises selects by the marker pyproject registers."""
+    readme = (ROOT / "README.md").read_text()
+    assert '`python -m pytest -q -m "not slow"`' in readme
+    assert '"slow: ' in (ROOT / "pyproject.toml").read_text()
