@@ -147,3 +147,27 @@ def test_output_runs(entry: dict[str, Any], host: str, outputs: dict[str, Path])
         assert entry["stdout"] in proc.stdout, detail
     else:
         assert f"FAIL (exit {entry['exit_code']})" in proc.stderr, detail
+
+
+STACK_CHECK_CELLS = [
+    pytest.param(entry, id=ident(entry), marks=pytest.mark.slow)
+    for entry in MODULES if entry["run"]
+]
+
+
+@pytest.mark.parametrize("entry", STACK_CHECK_CELLS)
+def test_stack_check_output_runs(entry: dict[str, Any], tmp_path: Path) -> None:
+    """``--stack-check`` on every link variant: the checked output verifies and runs the
+    program's checks unchanged on the bundled host and wasmtime 46 (docs/stack-check.md)."""
+    out = tmp_path / "checked.wasm"
+    proc = subprocess.run(
+        [sys.executable, "-m", "threadify", str(HERE / entry["file"]), "-o", str(out),
+         "--stack-check", "--verify", *entry["options"]],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    hosts = ["wasmtime-46.0.1"] + (["threadify"] if entry["entry"] == "_start" else [])
+    for host in hosts:
+        run = run_on(host, entry, out)
+        detail = f"{host}: exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+        assert run.returncode == entry["exit_code"], detail
+        assert entry["stdout"] in run.stdout, detail
