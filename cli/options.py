@@ -134,9 +134,9 @@ class TransformArgs(Arguments):
     validate: bool | None = option(
         "--validate", kind="flag", negatable=True, default=None, library=True,
         help="Validate the whole input (in parallel with the rewrite) and reject it if it is "
-             "invalid. Default: inputs up to 16MiB are validated; larger ones only with "
-             "--validate (or --verify), because checking every function body costs more than "
-             "the rewrite.")
+             "invalid. Default: inputs with up to 2MiB of code are validated (whatever their "
+             "size); more code only with --validate (or --verify), because checking every "
+             "function body then costs more than the rewrite.")
     stack_check: bool = option(
         "--stack-check", kind="flag", negatable=True, default=False, library=True,
         help="Add stack-limit checks: a thread that overflows its stack traps instead of "

@@ -302,22 +302,6 @@ def test_invalid_module_using_legacy_exceptions_is_rejected() -> None:
         threadify.transform(module.encode(), allow_non_atomic=True)
 
 
-def test_validation_default_depends_on_size() -> None:
-    """Inputs up to 16 MiB are validated by default; larger ones only with validate=True."""
-    from threadify.validation import VALIDATE_AUTO_LIMIT
-
-    program = next(p for p in TRANSFORMABLE if p.id == "c/wasm/tls.nonshared.wasm")
-    module = Module.decode(program.path.read_bytes())
-    body = module.code[-1]
-    raw = bytes(body.raw)
-    module.code[-1] = type(body)(raw[:-1] + b"\xff" + raw[-1:])
-    module.set_custom("padding", bytes(VALIDATE_AUTO_LIMIT))  # now larger than the limit
-    big = module.encode()
-    threadify.transform(big)  # not validated: the corrupt body is copied as it is
-    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
-        threadify.transform(big, validate=True)
-
-
 # -- the module's own start function runs once (docs/abi.md, "Initialised once") ---------------
 
 START_THREADS = 4

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import threadify
 from tests.tooling import FIXTURES, wat2wasm
 from threadify import validation
+from threadify.pipeline import Options
 from threadify.wasm import Module
 
 SMALL = FIXTURES / "c/wasm/tls.nonshared.wasm"
@@ -108,3 +110,92 @@ def test_transform_rejects_a_corrupt_input_through_the_executable() -> None:
     data = corrupt(SMALL.read_bytes())
     with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
         threadify.transform(data)
+
+
+# -- what the default validates: decided by the code section's size ---------------------------
+
+#: More than the 16 MiB of *file* that the default used to validate at most.
+LARGE_NOT_CODE = 17 << 20
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "threadify", *args], capture_output=True,
+                          timeout=120)
+
+
+def padded(data: bytes, size: int) -> bytes:
+    """``data`` with a custom section of ``size`` bytes (not code: carried through as it is)."""
+    module = Module.decode(data)
+    module.set_custom("padding", bytes(range(256)) * (size // 256))
+    return module.encode()
+
+
+def with_code_size(size: int) -> bytes:
+    """The small fixture with a corrupt last body grown by ``nop``s until the code section's
+    payload is exactly ``size`` bytes (checked against the decoder's own view of it)."""
+    base = Module.decode(SMALL.read_bytes())
+    raw = bytes(base.code[-1].raw)
+    nops = 0
+    while True:
+        module = Module.decode(SMALL.read_bytes())
+        module.code[-1] = type(base.code[-1])(raw[:-1] + b"\x01" * nops + b"\xff" + raw[-1:])
+        data = module.encode()
+        span = Module.decode(data).code_payload()
+        assert span is not None
+        have = span[2] - span[1]
+        if have == size:
+            return data
+        nops += size - have  # the body's size LEB may widen once: then one more round
+
+
+def test_code_size_is_the_code_sections_payload() -> None:
+    """The header walk agrees with the decoder, custom sections anywhere, and never fails."""
+    for path in (SMALL, FIXTURES / "zig/std_thread.wasm"):
+        data = path.read_bytes()
+        for candidate in (data, padded(data, 1 << 16)):
+            span = Module.decode(candidate).code_payload()
+            assert span is not None
+            assert validation.code_size(candidate) == span[2] - span[1] > 0
+    data = SMALL.read_bytes()
+    assert validation.code_size(wat2wasm("(module (memory 1))")) == 0
+    for cut in range(8, 40):  # a header cut short: no failure (the decoder reports it)
+        validation.code_size(data[:cut])
+    assert validation.code_size(data[:8] + b"\x0a\xff\xff") == 0
+
+
+def test_large_module_with_little_code_is_validated_by_default(tmp_path: Path) -> None:
+    """17 MiB that is not code costs the validator little: the default checks it now, in the
+    library and on the command line (which decides before it imports the decoder)."""
+    data = padded(corrupt(SMALL.read_bytes()), LARGE_NOT_CODE)
+    assert len(data) > LARGE_NOT_CODE and validation.code_size(data) < 1 << 16
+    assert Options().validates(data)
+    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
+        threadify.transform(data)
+    src, out = tmp_path / "big.wasm", tmp_path / "out.wasm"
+    src.write_bytes(data)
+    proc = cli(str(src), "-o", str(out))
+    assert proc.returncode == 1
+    assert b"not valid WebAssembly" in proc.stderr and b"Traceback" not in proc.stderr
+    assert not out.exists()
+    threadify.transform(data, validate=False)  # skipped on request: copied as it is
+
+
+def test_code_above_the_limit_is_validated_only_on_request(tmp_path: Path) -> None:
+    """The limit is on the code section's bytes: at the limit the default validates, one byte
+    above it only ``validate=True`` / ``--validate`` does."""
+    limit = validation.VALIDATE_AUTO_LIMIT
+    at_limit, above = with_code_size(limit), with_code_size(limit + 1)
+    assert len(above) < 16 << 20  # within the file size that the default used to validate
+    assert Options().validates(at_limit)
+    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
+        threadify.transform(at_limit)
+    assert not Options().validates(above)
+    assert Options(validate=True).validates(above)
+    threadify.transform(above)  # not validated: the corrupt body is copied as it is
+    with pytest.raises(threadify.ThreadifyError, match="not valid WebAssembly"):
+        threadify.transform(above, validate=True)
+    src, out = tmp_path / "code.wasm", tmp_path / "out.wasm"
+    src.write_bytes(above)
+    assert cli(str(src), "-o", str(out), "-q").returncode == 0
+    proc = cli(str(src), "-o", str(out), "--validate")
+    assert proc.returncode == 1 and b"not valid WebAssembly" in proc.stderr

@@ -88,7 +88,8 @@ def transform(data: ModuleBytes, *, stack_size: int = DEFAULT_STACK_SIZE,
     ``stack_size``: bytes of stack for every thread but the first (a multiple of 16).
     ``max_memory``: maximum memory in bytes (a multiple of 64 KiB); ``None`` keeps the input's
     maximum, or 1 GiB when it has none. ``allow_non_atomic``: accept code compiled without
-    atomics. ``validate``: validate the whole input first (``None``: inputs up to 16 MiB).
+    atomics. ``validate``: validate the whole input first (``None``: inputs with up to 2 MiB of
+    code, whatever their size).
     ``stack_check``: add stack-limit checks (docs/stack-check.md).
 
     An already thread-ready module comes back unchanged. Raises :class:`ThreadifyError` for a

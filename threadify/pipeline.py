@@ -19,7 +19,7 @@ from threadify.passes.memory import share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
-from threadify.validation import VALIDATE_AUTO_LIMIT, BackgroundValidation
+from threadify.validation import BackgroundValidation, validated_by_default
 from threadify.wasm import ExternKind, GlobalType, Module
 from threadify.wasm.module import is_mapped
 
@@ -45,15 +45,18 @@ class Options:
     allow_non_atomic: bool = False
     #: Validate the input (in a background thread, with wasmtime's validator) so that invalid
     #: input is rejected instead of giving an invalid output. ``None`` (the default): validate
-    #: inputs up to :data:`VALIDATE_AUTO_LIMIT` bytes; above that, full validation costs more
-    #: CPU than the whole rewrite, and the build step is left fast (``True`` forces it).
+    #: inputs whose code section is at most
+    #: :data:`~threadify.validation.VALIDATE_AUTO_LIMIT` bytes; above that, checking every
+    #: function body costs more CPU than the whole rewrite, and the build step is left fast
+    #: (``True`` forces it).
     validate: bool | None = None
     #: Add stack-limit checks; see docs/stack-check.md.
     stack_check: bool = False
 
-    def validates(self, size: int) -> bool:
-        """Whether an input of ``size`` bytes is validated under these options."""
-        return self.validate if self.validate is not None else size <= VALIDATE_AUTO_LIMIT
+    def validates(self, data: bytes | mmap.mmap) -> bool:
+        """Whether the input ``data`` is validated under these options (by default, decided
+        by its code section's size: validation's cost follows the code, not the file)."""
+        return self.validate if self.validate is not None else validated_by_default(data)
 
     def check(self) -> None:
         if isinstance(self.stack_size, bool) or not isinstance(self.stack_size, int):
@@ -128,9 +131,8 @@ def run(data: bytes | mmap.mmap, options: Options | None = None,
         validation: BackgroundValidation | None = None) -> Result:
     """Transform ``data``; returns the result and a report. Raises ``ThreadifyError``.
 
-    The input's validation (``options.validates(size)``) runs in a background thread from the
-    start;
-    call :meth:`Result.check` before using the output (:func:`transform` does). The CLI
+    The input's validation (``options.validates(data)``) runs in a background thread from the
+    start; call :meth:`Result.check` before using the output (:func:`transform` does). The CLI
     writes the output to its temporary file meanwhile, and renames it only after the check.
     A caller that already started validating ``data`` passes that ``validation``. ``data``
     may be a read-only ``mmap`` of the input file: it is used without a copy.
@@ -140,7 +142,7 @@ def run(data: bytes | mmap.mmap, options: Options | None = None,
     if not isinstance(data, bytes) and not is_mapped(data):
         data = bytes(data)
     module = Module.decode(data)
-    if not options.validates(len(data)):
+    if not options.validates(data):
         validation = None
     elif validation is None:
         validation = BackgroundValidation(data)

@@ -33,10 +33,13 @@ if TYPE_CHECKING:
     #: A module's bytes: ``bytes``, or a read-only mapping of its file.
     Data = bytes | mmap.mmap
 
-#: Inputs up to this size are validated by default (it costs at most ~60 ms of wall time
-#: there); larger ones only on request, because checking every function body of a 45 MB module
-#: costs more CPU than the whole rewrite.
-VALIDATE_AUTO_LIMIT = 16 << 20
+#: Inputs whose code section holds at most this many bytes are validated by default; others
+#: only on request. Validation's cost follows the code: ~7 ms of CPU per MB of function bodies,
+#: against ~1 ms per MB of anything else — less than what merely copying those bytes costs a
+#: tool, so data, names and DWARF never make validation unaffordable. Past ~3 MB of code the
+#: check alone costs more CPU than the whole rewrite, and the transform would take over twice
+#: as long as ``wasm-tools strip`` (docs/performance.md, where the limit was measured).
+VALIDATE_AUTO_LIMIT = 2 << 20
 
 
 #: Proposals enabled for validation and --verify (the wasmtime C API setter names).
@@ -44,6 +47,39 @@ _FEATURES = ("threads", "shared_memory", "bulk_memory", "reference_types", "simd
              "multi_value", "relaxed_simd", "tail_call", "multi_memory", "memory64",
              "exceptions", "function_references", "gc", "custom_page_sizes",
              "wide_arithmetic")
+
+
+def code_size(data: Data) -> int:
+    """Bytes of the code section's payload (0 without one), from the section headers alone.
+
+    The section headers are walked, never the sections: a few dozen reads whatever the size of
+    the module, so that the command line can decide before it imports the decoder. A header
+    cut short ends the walk (the decoder reports it); what was seen until then counts.
+    """
+    pos, end = 8, len(data)
+    while pos < end:
+        section_id = data[pos]
+        size = shift = 0
+        pos += 1
+        while pos < end and shift < 35:
+            byte = data[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        else:
+            return 0
+        if section_id == 10:  # the code section: at most one, its size is all that is needed
+            return size
+        pos += size
+    return 0
+
+
+def validated_by_default(data: Data) -> bool:
+    """Whether ``data`` is validated when the options leave it open (:data:`VALIDATE_AUTO_LIMIT`
+    on its code section)."""
+    return code_size(data) <= VALIDATE_AUTO_LIMIT
 
 
 class InvalidModuleError(ThreadifyError):
