@@ -2,7 +2,7 @@
 flags"): every module in ``fixtures/linkflags/`` is classified as its manifest says, rejected
 with the one-line reason when it must be (and accepted with the option that hint names), and its
 output — made by the command line with ``--verify`` — validates and runs the program's own
-checks on the bundled host and on the wasmtime 36.0.9 / 46.0.1 CLIs.
+checks on the bundled host, the wasmtime 36.0.9 / 46.0.1 CLIs and Node.js.
 
 The variants cover exports (``--export-all``, single ``__tls_*`` exports, a renamed memory
 export), layouts (``--global-base``, ``--stack-first``/``--no-stack-first``, ``-z stack-size``),
@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import threadify
+from tests.node_host import run_node_host
 from tests.tooling import (
     FIXTURES,
     THREADS_FEATURES,
@@ -36,7 +37,7 @@ from tests.tooling import (
 HERE = FIXTURES / "linkflags"
 MANIFEST: dict[str, Any] = json.loads((HERE / "manifest.json").read_text())
 MODULES: list[dict[str, Any]] = MANIFEST["modules"]
-HOSTS = ["threadify", *(f"wasmtime-{v}" for v in WASMTIME_VERSIONS)]
+HOSTS = ["threadify", *(f"wasmtime-{v}" for v in WASMTIME_VERSIONS), "node"]
 
 
 def ident(entry: dict[str, Any]) -> str:
@@ -102,6 +103,8 @@ def cli_transform(entry: dict[str, Any], out: Path) -> subprocess.CompletedProce
 
 def run_on(host: str, entry: dict[str, Any], path: Path) -> subprocess.CompletedProcess[str]:
     args = list(entry["args"])
+    if host == "node":
+        return run_node_host(path, tuple(args), timeout=300)
     if host == "threadify":
         cmd = [sys.executable, "-m", "threadify", "run", str(path)]
         if args:
@@ -120,8 +123,9 @@ RUN_CELLS = [
                  marks=() if not entry["slow"] and host == "threadify" else pytest.mark.slow)
     for entry in MODULES if entry["run"]
     for host in HOSTS
-    # the bundled host runs commands (_start); a reactor's function is invoked on wasmtime
-    if host != "threadify" or entry["entry"] == "_start"
+    # the bundled host and Node run commands (_start); a reactor's function is invoked on
+    # wasmtime
+    if host.startswith("wasmtime") or entry["entry"] == "_start"
 ]
 
 
