@@ -32,8 +32,8 @@ def main(argv: list[str]) -> None:
     transform(parse_or_exit(TRANSFORM, argv))
 
 
-def _start_validation(data: bytes | mmap.mmap,
-                      validate: bool | None) -> BackgroundValidation | None:
+def _start_validation(data: bytes | mmap.mmap, validate: bool | None,
+                      path: str) -> BackgroundValidation | None:
     """Start validating ``data`` now, if the options ask for it (see ``Options.validates``;
     the default reads only the section headers): on 2 MiB of code it needs ~20 ms of CPU,
     so every millisecond it starts earlier shortens the run."""
@@ -43,13 +43,13 @@ def _start_validation(data: bytes | mmap.mmap,
         return None  # not wasm: the decoder says why, at once
     if validate is None and not validated_by_default(data):
         return None
-    return BackgroundValidation(data)
+    return BackgroundValidation(data, None if isinstance(data, bytes) else path)
 
 
 def transform(args: TransformArgs) -> None:
     """Rewrite ``args.input`` into ``args.output``; report on stderr (or as JSON)."""
     data = map_input(args.input)
-    validation = _start_validation(data, args.validate)
+    validation = _start_validation(data, args.validate, args.input)
     from threadify.pipeline import Options, run
 
     options = Options(**{name: getattr(args, name)

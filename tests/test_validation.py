@@ -199,3 +199,24 @@ def test_code_above_the_limit_is_validated_only_on_request(tmp_path: Path) -> No
     assert cli(str(src), "-o", str(out), "-q").returncode == 0
     proc = cli(str(src), "-o", str(out), "--validate")
     assert proc.returncode == 1 and b"not valid WebAssembly" in proc.stderr
+
+
+def test_a_mapped_input_is_validated_from_its_file(tmp_path: Path) -> None:
+    """Given the file that ``data`` was mapped from, the validator reads that file itself (no
+    pipe to feed); a file that does not hold as many bytes as ``data`` is not used."""
+    valid = SMALL.read_bytes()
+    src = tmp_path / "in.wasm"
+    src.write_bytes(valid)
+    unrelated = b"\0asm\1\0\0\0" + b"\x0a\xff" * ((len(valid) - 8) // 2)
+    unrelated += b"\0" * (len(valid) - len(unrelated))
+    same_size = validation.BackgroundValidation(unrelated, str(src))
+    if sys.platform.startswith("linux"):
+        same_size.result()  # the file's bytes were validated: they are valid
+    else:
+        with pytest.raises(validation.InvalidModuleError):
+            same_size.result()
+    src.write_bytes(valid + b"\0")
+    with pytest.raises(validation.InvalidModuleError):
+        validation.BackgroundValidation(unrelated, str(src)).result()
+    with pytest.raises(validation.InvalidModuleError):
+        validation.BackgroundValidation(unrelated, str(tmp_path / "missing.wasm")).result()

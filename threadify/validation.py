@@ -21,6 +21,7 @@ own checks (with a fix) rather than as invalid.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -233,41 +234,74 @@ def wasm_tools_executable() -> str | None:
     return None
 
 
-class _ToolRun:
-    """``wasm-tools validate --features all -`` running in a child process; the module is fed
-    to it through a pipe by a helper thread (a blocking write releases the GIL)."""
+def _open_file(path: str, size: int) -> int | None:
+    """A descriptor of the regular file ``path`` when it holds ``size`` bytes (the mapped
+    input), for the validator to read by itself; None when it cannot be used that way."""
+    if not sys.platform.startswith("linux"):  # where /dev/stdin reopens the file it names
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == size:
+        return fd
+    os.close(fd)
+    return None
 
-    def __init__(self, tool: str, data: Data) -> None:
-        argv = [tool, "validate", "--features", "all", "-"]
+
+class _ToolRun:
+    """``wasm-tools validate --features all`` running in a child process.
+
+    A module that is a file on disk (``path``, the command line's mapped input) is read by the
+    validator itself: its standard input is that file, which it opens again as
+    ``/dev/stdin``, so it learns the size and reads it in one call. Through a pipe, fed by a
+    helper thread (a blocking write releases the GIL), both processes copy every byte in 64 KiB
+    steps: ~1 ms of CPU per MB more, in a module that is mostly data or debugging information
+    as much as the validation itself (docs/performance.md).
+    """
+
+    def __init__(self, tool: str, data: Data, path: str | None = None) -> None:
         self._proc: Any = None
+        self._feeder: threading.Thread | None = None
+        self._errors = b""
         if hasattr(os, "posix_spawn"):
             # posix_spawn rather than subprocess: importing subprocess costs more than the
             # few lines it would save, on every start of the command line.
-            in_read, in_write = os.pipe()
+            source = None if path is None else _open_file(path, len(data))
+            if source is None:
+                in_read, in_write = os.pipe()
+            else:
+                in_read, in_write = source, -1
+            argv = [tool, "validate", "--features", "all", "-" if source is None else "/dev/stdin"]
             err_read, err_write = os.pipe()
             devnull = os.open(os.devnull, os.O_WRONLY)
+            actions = [(os.POSIX_SPAWN_DUP2, in_read, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+                       (os.POSIX_SPAWN_DUP2, err_write, 2), (os.POSIX_SPAWN_CLOSE, err_read)]
+            if in_write >= 0:
+                actions.append((os.POSIX_SPAWN_CLOSE, in_write))
             try:
-                self._pid = os.posix_spawn(tool, argv, os.environ, file_actions=[
-                    (os.POSIX_SPAWN_DUP2, in_read, 0),
-                    (os.POSIX_SPAWN_DUP2, devnull, 1),
-                    (os.POSIX_SPAWN_DUP2, err_write, 2),
-                    (os.POSIX_SPAWN_CLOSE, in_write),
-                    (os.POSIX_SPAWN_CLOSE, err_read),
-                ])
+                self._pid = os.posix_spawn(tool, argv, os.environ, file_actions=actions)
             except BaseException:
                 for fd in (in_write, err_read):
-                    os.close(fd)
+                    if fd >= 0:
+                        os.close(fd)
                 raise
             finally:
                 for fd in (in_read, err_write, devnull):
                     os.close(fd)
             self._stdin, self._stderr = in_write, err_read
+            if in_write < 0:
+                return  # nothing to feed: wait() reads the verdict
         else:
             import subprocess
 
+            argv = [tool, "validate", "--features", "all", "-"]
             self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._errors = b""
         self._feeder = threading.Thread(target=self._feed, args=(data,), daemon=True,
                                         name="threadify-validate-feed")
         self._feeder.start()
@@ -284,6 +318,9 @@ class _ToolRun:
             pass
         finally:
             os.close(self._stdin)
+        self._read_errors()
+
+    def _read_errors(self) -> None:
         chunks = []
         while chunk := os.read(self._stderr, 1 << 16):
             chunks.append(chunk)
@@ -292,7 +329,10 @@ class _ToolRun:
 
     def wait(self) -> str | None:
         """wasm-tools' error message, or None when the module is valid."""
-        self._feeder.join()
+        if self._feeder is not None:
+            self._feeder.join()
+        elif self._proc is None:
+            self._read_errors()
         if self._proc is not None:
             status = self._proc.wait()
         else:
@@ -303,13 +343,14 @@ class _ToolRun:
         return text or f"wasm-tools validate failed (exit status {status})"
 
 
-def _start_tool(data: Data) -> _ToolRun | None:
-    """Start validating ``data`` with the executable; None when it cannot be run here."""
+def _start_tool(data: Data, path: str | None = None) -> _ToolRun | None:
+    """Start validating ``data`` (read from the file ``path`` if given, see :class:`_ToolRun`)
+    with the executable; None when it cannot be run here."""
     tool = wasm_tools_executable()
     if tool is None:
         return None
     try:
-        return _ToolRun(tool, data)
+        return _ToolRun(tool, data, path)
     except OSError:
         return None
 
@@ -333,11 +374,11 @@ class BackgroundValidation:
     background thread instead.
     """
 
-    def __init__(self, data: Data) -> None:
+    def __init__(self, data: Data, path: str | None = None) -> None:
         self._error: ThreadifyError | None = None
         self._crash: BaseException | None = None
         self._data = data
-        self._run = _start_tool(data)
+        self._run = _start_tool(data, path)
         self._thread: threading.Thread | None = None
         self._done = False
         if self._run is None:
