@@ -217,7 +217,7 @@ def test_full_disk_on_stdout() -> None:
     (["--stack-size", "lots"], ["not a size"]),
     (["--max-memory", "100"], ["64 KiB", "pass e.g. --max-memory 256MiB"]),
     (["--stack-size", "1000"], ["pass e.g. --stack-size 1MiB"]),
-    (["--max-memory", "64KiB"], ["leaves no room", "to threadify", "--max-memory "]),
+    (["--max-memory", "64KiB"], ["smaller than the module's initial memory", "--max-memory "]),
 ])
 def test_bad_option_values(tmp_path: Path, args: list[str], words: list[str]) -> None:
     out = tmp_path / "o.wasm"

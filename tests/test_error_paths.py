@@ -188,3 +188,27 @@ def test_output_into_a_fifo_writes_into_it(tmp_path: Path) -> None:
     finally:
         os.close(reader)
     assert got == expected
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"validate": "no"}, "validate must be True, False or None"),
+    ({"allow_non_atomic": 1}, "allow_non_atomic must be True or False"),
+    ({"stack_check": "yes"}, "stack_check must be True or False"),
+])
+def test_library_option_of_the_wrong_type(options: dict[str, object], words: str) -> None:
+    """A truthy string is not a yes: ``validate="no"`` used to switch validation on."""
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform(GOOD.read_bytes(), **options)  # type: ignore[arg-type]
+    assert words in str(caught.value)
+
+
+def test_maximum_below_the_initial_memory() -> None:
+    """A maximum smaller than the initial memory is named as such, with a value that works —
+    not as 'no room for a thread stack'."""
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform(GOOD.read_bytes(), max_memory=64 * 1024)
+    assert "smaller than the module's initial memory" in str(caught.value)
+    suggestion = caught.value.suggestions[0]
+    assert suggestion.option == "max_memory" and isinstance(suggestion.value, int)
+    output = threadify.transform(GOOD.read_bytes(), max_memory=suggestion.value)
+    assert_valid(output, THREADS_FEATURES)

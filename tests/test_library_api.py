@@ -120,7 +120,7 @@ def test_the_suggested_value_works() -> None:
     with pytest.raises(threadify.ThreadifyError) as info:
         threadify.transform(data, max_memory=1 << 16)
     # 64 KiB is below the initial memory: the error suggests a maximum that fits.
-    assert "leaves no room" in info.value.problem
+    assert "smaller than the module's initial memory" in info.value.problem
     (suggestion,) = info.value.suggestions
     assert suggestion.option == "max_memory" and isinstance(suggestion.value, int)
     assert threadify.inspect(threadify.transform(data, max_memory=suggestion.value)).accepted

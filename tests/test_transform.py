@@ -169,7 +169,8 @@ def test_options_change_the_layout() -> None:
     ({"stack_size": 0}, "multiple of 16"),
     ({"max_memory": 1000}, "multiple of 64 KiB"),
     ({"max_memory": 1 << 33}, "4 GiB"),
-    ({"max_memory": 65536}, "no room"),
+    ({"max_memory": 65536}, "smaller than the module.s initial memory"),
+    ({"max_memory": 3 * 65536}, "no room"),
 ])
 def test_bad_options(kwargs: dict[str, Any], message: str) -> None:
     data = TRANSFORMABLE[0].path.read_bytes()

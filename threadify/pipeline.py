@@ -75,6 +75,12 @@ class Options:
                     Hint("pass e.g. {}", Suggestion("max_memory", 256 << 20)))
             if self.max_memory > MAX_WASM32_BYTES:
                 raise ThreadifyError(f"maximum memory {self.max_memory} exceeds 4 GiB (wasm32)")
+        for name in ("allow_non_atomic", "stack_check"):
+            if not isinstance(getattr(self, name), bool):
+                raise ThreadifyError(f"{name} must be True or False")
+        if self.validate is not None and not isinstance(self.validate, bool):
+            # a string such as "no" would otherwise count as true
+            raise ThreadifyError("validate must be True, False or None")
 
 
 @dataclass
@@ -165,6 +171,13 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
     effective_max = max_pages if max_pages is not None else (
         memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)
+    if max_pages is not None and max_pages < memory.type.min:
+        raise UnsupportedModuleError(
+            f"maximum memory {options.max_memory} is smaller than the module's initial memory "
+            f"({memory.type.min * abi.PAGE} bytes)",
+            Hint("pass a larger {}", Suggestion(
+                "max_memory", min(abi.align_up(memory.type.min * 2 + 1024, 16), 65536)
+                * abi.PAGE)))
     needed = memory.type.min + abi.CONTROL_PAGES + layout.pages
     if effective_max < needed:
         limit = MAX_WASM32_BYTES // abi.PAGE
