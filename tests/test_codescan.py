@@ -193,3 +193,21 @@ def test_native_reads_a_mapped_input() -> None:
     assert span is not None
     assert done == codescan.insert_after_global_sets(*span, 0, SEQUENCE,
                                                      again.function_count())
+
+
+def test_split_scan_equals_whole_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large payloads are scanned in two halves by two instances; the result is the same.
+    data = (FIXTURES / "stack/wasm/overflow.shared-datafirst.wasm").read_bytes()
+    module = Module.decode(data)
+    span = module.code_payload()
+    assert span is not None
+    everything = module.function_count()
+    for limit in (everything, everything // 2, 0):
+        monkeypatch.setattr(codescan, "SPLIT_FROM", 1 << 40)
+        whole = codescan.Insertion(*span, 0, limit)
+        monkeypatch.setattr(codescan, "SPLIT_FROM", 0)
+        split = codescan.Insertion(*span, 0, limit)
+        assert (len(whole._jobs), len(split._jobs)) == (1, 2)
+        expected = whole.finish(SEQUENCE)
+        assert expected is not None and (expected.inserted > 0) == (limit > 0)
+        assert split.finish(SEQUENCE) == expected

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from threadify.wasm.opcodes import PREFIXES, SINGLE
+from threadify.wasm.writer import uleb
 
 WASM = Path(__file__).with_name("codescan.wasm")
 
@@ -66,7 +67,12 @@ def _compiled_once() -> tuple[Any, Any] | None:
     try:
         import wasmtime
 
-        engine = wasmtime.Engine()
+        config = wasmtime.Config()
+        try:  # wasmtime's own compile cache: a later process skips Cranelift (~20 ms)
+            config.cache = True
+        except Exception:  # noqa: BLE001 - no usable cache directory: compile every time
+            config = wasmtime.Config()
+        engine = wasmtime.Engine(config)
         return engine, wasmtime.Module(engine, WASM.read_bytes())
     except Exception:  # noqa: BLE001 - no wasmtime, or no codescan.wasm: use Python
         return None
@@ -104,9 +110,11 @@ class _Scanner:
         return ctypes.addressof(self.exports["memory"].data_ptr(self.store).contents)
 
 
-def _load(source: object, start: int, end: int, sequence: bytes) -> _Scanner | None:
-    """A scanner instance holding ``source[start:end]`` and then ``sequence``, copied straight
-    from ``source`` (``bytes`` or a mapped file: no copy of our own of 31 MB of code)."""
+def _load(source: object, start: int, end: int, sequence: bytes,
+          prefix: bytes = b"") -> _Scanner | None:
+    """A scanner instance holding ``prefix``, ``source[start:end]`` and then ``sequence``,
+    copied straight from ``source`` (``bytes`` or a mapped file: no copy of our own of 31 MB
+    of code)."""
     compiled = _compiled()
     if compiled is None:
         return None
@@ -114,15 +122,17 @@ def _load(source: object, start: int, end: int, sequence: bytes) -> _Scanner | N
 
     engine, module = compiled
     store = wasmtime.Store(engine)
-    scanner = _Scanner(store, wasmtime.Instance(store, module, []).exports(store), end - start)
+    scanner = _Scanner(store, wasmtime.Instance(store, module, []).exports(store),
+                       len(prefix) + end - start)
     tables = scanner.call("kinds")
     base = scanner.call("reserve", scanner.size + len(sequence))
     if base == 0:
         return None
     address = scanner.address()
     ctypes.memmove(address + tables, kind_tables(), 5 * TABLE)
+    ctypes.memmove(address + base, prefix, len(prefix))
     with _Buffer(source) as first:
-        ctypes.memmove(address + base, first + start, scanner.size)
+        ctypes.memmove(address + base + len(prefix), first + start, end - start)
     ctypes.memmove(address + base + scanner.size, sequence, len(sequence))
     return scanner
 
@@ -159,24 +169,65 @@ class _Buffer:
         release(ctypes.byref(self.view))
 
 
+#: Payloads from this size on are scanned by two instances at once (one per half).
+SPLIT_FROM = 4 << 20
+
+
 class Insertion:
     """Inserting a sequence after every ``global.set`` of one global, in two steps so that the
-    slow one overlaps other work: the scan starts in a background thread at once (loading
+    slow one overlaps other work: the scan starts in background threads at once (loading
     wasmtime, copying the payload, finding every such instruction -- most of it without the
-    GIL); :meth:`finish` inserts the sequence, which need not be known before."""
+    GIL; a large payload is split in two halves scanned side by side); :meth:`finish` inserts
+    the sequence, which need not be known before."""
 
     def __init__(self, source: object, start: int, end: int, global_index: int,
                  limit: int) -> None:
+        self._count_bytes = b""
+        parts = _halves(source, start, end) if end - start >= SPLIT_FROM else None
+        if parts is None:
+            self._jobs = [_Job(source, start, end, b"", global_index, limit)]
+        else:
+            count_bytes, count, middle, offset = parts
+            self._count_bytes = count_bytes
+            self._jobs = [
+                _Job(source, start + len(count_bytes), offset, uleb(middle), global_index,
+                     min(limit, middle)),
+                _Job(source, offset, end, uleb(count - middle), global_index,
+                     max(0, limit - middle)),
+            ]
+
+    def finish(self, sequence: bytes) -> Rewritten | None:
+        """The new payload with ``sequence`` inserted; ``None`` if the scan was not done here
+        (no wasmtime, or a body the scanner cannot decode)."""
+        results = [job.finish(sequence) for job in self._jobs]
+        if any(result is None for result in results):
+            return None
+        done = [result for result in results if result is not None]
+        if len(done) == 1:
+            return done[0]
+        # the original count, then each half's entries without the count it was given
+        payload = b"".join([self._count_bytes] + [
+            result.payload[len(job.prefix):] for job, result in zip(self._jobs, done,
+                                                                    strict=True)])
+        return Rewritten(payload, sum(r.inserted for r in done), sum(r.functions for r in done))
+
+
+class _Job:
+    """One scanner instance scanning (part of) a payload in its own thread."""
+
+    def __init__(self, source: object, start: int, end: int, prefix: bytes, global_index: int,
+                 limit: int) -> None:
+        self.prefix = prefix
         self._args = (source, start, end, global_index, limit)
         self._scanner: _Scanner | None = None
         self._thread = threading.Thread(target=self._scan, name="threadify-codescan",
-                                         daemon=True)
+                                        daemon=True)
         self._thread.start()
 
     def _scan(self) -> None:
         source, start, end, global_index, limit = self._args
         try:
-            scanner = _load(source, start, end, b"")
+            scanner = _load(source, start, end, b"", self.prefix)
             if scanner is not None and scanner.call("scan", scanner.size, global_index,
                                                     limit) >= 0:
                 self._scanner = scanner
@@ -184,8 +235,6 @@ class Insertion:
             self._scanner = None
 
     def finish(self, sequence: bytes) -> Rewritten | None:
-        """The new payload with ``sequence`` inserted; ``None`` if the scan was not done here
-        (no wasmtime, or a body the scanner cannot decode)."""
         self._thread.join()
         scanner = self._scanner
         if scanner is None or len(sequence) > 256:
@@ -197,6 +246,40 @@ class Insertion:
         out = scanner.call("result")
         return Rewritten(ctypes.string_at(scanner.address() + out, length),
                          scanner.call("checks"), scanner.call("functions"))
+
+
+def _halves(source: Any, start: int, end: int) -> tuple[bytes, int, int, int] | None:
+    """Where to split a code payload in two halves of about equal size: ``(the count's bytes,
+    count, entries in the first half, offset of the second half's first entry)``; ``None`` for
+    a payload that does not split cleanly (the caller then scans it whole)."""
+    pos = start
+    count = shift = 0
+    while pos < end:
+        byte = source[pos]
+        pos += 1
+        count |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    else:
+        return None
+    count_bytes = bytes(source[start:pos])
+    half = start + (end - start) // 2
+    for index in range(count):
+        if pos >= half:
+            return (count_bytes, count, index, pos) if 0 < index < count else None
+        size = shift = 0
+        while True:
+            if pos >= end or shift > 28:
+                return None
+            byte = source[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        pos += size
+    return None
 
 
 def insert_after_global_sets(source: object, start: int, end: int, global_index: int,
