@@ -393,3 +393,14 @@ def test_fixtures_rebuild_to_the_committed_bytes(tmp_path: Path) -> None:
     assert committed == sorted(p.name for p in tmp_path.glob("*.wasm"))
     for name in committed:
         assert (tmp_path / name).read_bytes() == (STACK / "wasm" / name).read_bytes(), name
+
+
+def test_already_thread_ready_input_is_copied_and_said_so() -> None:
+    # A module that starts its threads itself is copied as it is: the user asked for checks
+    # and gets none, so the result says so.
+    data = checked("shared-stackfirst")
+    result = run(data, Options(stack_check=True))
+    assert result.unchanged and result.output == data
+    assert result.warnings == ["the module is already thread-ready and was copied unchanged: "
+                               "no stack checks were added"]
+    assert run(data, Options()).warnings == []
