@@ -42,18 +42,6 @@ def fixture_id(entry: dict[str, Any]) -> str:
     return Path(entry["file"]).stem
 
 
-# The fast loop (pytest -m "not slow") checks a representative few fixtures; the full suite all.
-def one_per_class(entry: dict[str, Any]) -> bool:
-    """tls.shared-import (A), tls.nonshared (B) and the non-atomic program (D)."""
-    return entry["file"] in ("c/wasm/tls.shared-import.wasm", "c/wasm/tls.nonshared.wasm",
-                             "c/wasm/nonatomic.plain.wasm")
-
-
-def every_variant(entry: dict[str, Any]) -> bool:
-    """Every link variant, of one program (tls: it has TLS and data)."""
-    return bool(entry["program"] == "tls")
-
-
 @dataclass
 class Shape:
     """What ``wasm-tools print``/``objdump`` show about a module's top level."""
@@ -206,12 +194,12 @@ def test_exit_code_table_matches_source(source: str) -> None:
 # validity and shape
 
 
-@pytest.mark.parametrize("entry", slow_unless(one_per_class, C_FIXTURES, fixture_id))
+@pytest.mark.parametrize("entry", C_FIXTURES, ids=fixture_id)
 def test_fixture_validates(entry: dict[str, Any]) -> None:
     assert_valid((FIXTURES / entry["file"]).read_bytes())
 
 
-@pytest.mark.parametrize("entry", slow_unless(every_variant, C_FIXTURES, fixture_id))
+@pytest.mark.parametrize("entry", C_FIXTURES, ids=fixture_id)
 def test_fixture_has_promised_shape(entry: dict[str, Any]) -> None:
     s = shape(entry["file"])
     assert s.memory_shared == entry["memory_shared"]
@@ -263,9 +251,7 @@ def _tdata_address(s: Shape, entry: dict[str, Any]) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("entry", slow_unless(every_variant,
-                                              [f for f in C_FIXTURES if f["class"] in "AB"],
-                                              fixture_id))
+@pytest.mark.parametrize("entry", [f for f in C_FIXTURES if f["class"] in "AB"], ids=fixture_id)
 def test_tls_base_matches_class(entry: dict[str, Any]) -> None:
     """Class A: mutable __tls_base (init 0) set by the start function to the .tdata address.
     Class B: immutable __tls_base equal to the active .tdata offset (absent without TLS)."""
@@ -305,6 +291,7 @@ def test_tls_base_matches_class(entry: dict[str, Any]) -> None:
 RUNNABLE = [f for f in C_FIXTURES if f["memory_exported"]]
 
 
+# The fast loop runs every program once (its non-shared variant); the full suite every module.
 @pytest.mark.parametrize("entry", slow_unless(lambda f: f["variant"] in ("nonshared", "plain"),
                                               RUNNABLE, fixture_id))
 def test_runs_single_threaded_on_wasmtime(entry: dict[str, Any]) -> None:
