@@ -423,6 +423,10 @@ _DATA_DROP = BY_NAME["data.drop"][0]
 _ZERO = _I32_CONST + sleb(0)
 _IN_MEMORY = uleb(MEMORY)
 _END = BY_NAME["end"][0]
+#: One segment's write (offset expression, length, segment index), then its ``data.drop``
+#: (segment index again) or, for ``.tdata``, none: filled by one ``%`` per segment.
+_WRITE = b"%b" + _ZERO + _I32_CONST + b"%b" + _MEMORY_INIT + b"%b" + _IN_MEMORY
+_WRITE_DROP = _WRITE + _DATA_DROP + b"%b"
 
 
 def _segment_writes(segments: Sequence[SegmentInit]) -> bytes:
@@ -435,18 +439,17 @@ def _segment_writes(segments: Sequence[SegmentInit]) -> bytes:
         (data.drop $seg)                   ;; except .tdata, the TLS template
 
     Built as bytes, not :class:`~threadify.wasm.Instr` s, because large modules have thousands
-    of segments (8,767 in one real 45 MB module).
+    of segments (10 000 in CRuby): one template per segment, filled in one operation.
     """
-    out = bytearray()
-    for seg in segments:
-        assert seg.offset[-1:] == _END  # the constant expression's `end`, left out
-        out += seg.offset[:-1]
-        out += _ZERO
-        out += _I32_CONST + sleb(seg.length)
-        out += _MEMORY_INIT + uleb(seg.index) + _IN_MEMORY
-        if not seg.keep:
-            out += _DATA_DROP + uleb(seg.index)
-    return bytes(out)
+    out = []
+    for segment, offset, length, keep in segments:
+        assert offset[-1:] == _END  # the constant expression's `end`, left out
+        encoded = uleb(segment)
+        if keep:
+            out.append(_WRITE % (offset[:-1], sleb(length), encoded))
+        else:
+            out.append(_WRITE_DROP % (offset[:-1], sleb(length), encoded, encoded))
+    return b"".join(out)
 
 
 def ensure_table(module: Module) -> bool:
