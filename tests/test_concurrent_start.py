@@ -51,8 +51,30 @@ INSTANCES = 4
 ROUNDS = 15
 
 
-def _race(output: bytes) -> list[str]:
-    """One race: returns the problems seen (empty when every instance saw complete data)."""
+def _stand_in_first_instance(memory_type: Any, module: str, name: str, control: int) -> bytes:
+    """A module that does what a first instance does before it writes the data — grows memory
+    for the control block and sets the init flag to 1 ("initialising") — and then nothing."""
+    from tests.tooling import wat2wasm
+
+    limits = memory_type.limits
+    maximum = "" if limits.max is None else f" {limits.max}"
+    pages = control // abi.PAGE + abi.CONTROL_PAGES
+    return wat2wasm(f"""(module
+      (import "{module}" "{name}" (memory {limits.min}{maximum} shared))
+      (func $take_the_flag
+        (drop (memory.grow (i32.sub (i32.const {pages}) (memory.size))))
+        (i32.atomic.store (i32.const {control + abi.CTRL_INIT_FLAG}) (i32.const 1)))
+      (start $take_the_flag))""")
+
+
+def _race(output: bytes, first_never_finishes: bool = False) -> list[str]:
+    """One race: returns the problems seen (empty when every instance saw complete data).
+
+    ``first_never_finishes``: before the race, a stand-in takes the init flag as the first
+    instance would and never writes the data, so every racing instance starts while "the first
+    one is still initialising" — the interleaving the wait exists for, forced on every run
+    instead of left to the scheduler. Correct code then waits forever: only for sabotaged code.
+    """
     module = Module.decode(output)
     record = json.loads(module.get_custom("threadify") or b"{}")
     expected = [(address, bytes(module.data[seg].init[:length]))
@@ -65,6 +87,11 @@ def _race(output: bytes) -> list[str]:
     definer = wasmtime.Store(eng)  # must outlive define_in (a context pointer is taken)
     memory.define_in(linker, definer._context(), mem_import.module, mem_import.name or "")
     linker.define_unknown_imports_as_traps(compiled)
+    control = int(record["control_block"])
+    if first_never_finishes:
+        stand_in = _stand_in_first_instance(mem_import.type, mem_import.module,
+                                            mem_import.name or "", control)
+        linker.instantiate(wasmtime.Store(eng), wasmtime.Module(eng, stand_in))
     barrier = threading.Barrier(INSTANCES)
     problems: list[str] = []
 
@@ -86,7 +113,6 @@ def _race(output: bytes) -> list[str]:
     for worker in workers:
         worker.join(60)
     del definer
-    control = int(record["control_block"])
     if memory.u32(control + abi.CTRL_INIT_FLAG) != 2:
         problems.append("init flag is not 'done'")
     if memory.u32(control + abi.CTRL_MAGIC) != abi.CONTROL_MAGIC:
@@ -102,8 +128,9 @@ def test_instances_started_at_once_all_see_initialised_memory(case: str) -> None
 
 
 def test_race_detects_a_missing_wait() -> None:
-    """The same race on code whose later instances do not wait: an instance then sees memory
-    before the first one finished writing it — so the check above can fail."""
+    """The same check on code whose later instances do not wait, with the first instance held
+    in the middle of its initialisation: the instances see memory before it was written — so
+    the check above can fail (whatever the scheduler does: the interleaving is forced)."""
     from tests.test_verify import sabotage
     from threadify.wasm import Instr
 
@@ -124,4 +151,5 @@ def test_race_detects_a_missing_wait() -> None:
         return out
 
     broken = sabotage(transformed("big"), "threadify_init", no_wait)
-    assert any(_race(broken) for _ in range(20))
+    problems = _race(broken, first_never_finishes=True)
+    assert any("incomplete after instantiation" in p for p in problems), problems
