@@ -128,13 +128,14 @@ def test_errors_and_traps_read_as_wasmtime_py_reads_them() -> None:
 
 
 def test_a_run_imports_neither_wasmtime_py_nor_slow_modules() -> None:
-    """What the host imports before the program starts (see docs/performance.md)."""
-    probe = ("import sys; import threadify.host.program, threadify.host.spawning; "
+    """What ``threadify run`` imports before the program starts (docs/performance.md)."""
+    probe = ("import sys; import threadify_cli.main, threadify_cli.run_cmd; "
+             "import threadify.host.program, threadify.host.spawning; "
              "print(' '.join(sorted(sys.modules)))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, env=env, cwd="/").stdout.split()
     loaded = {name.split(".")[0] for name in out}
     for slow in ("wasmtime", "dataclasses", "inspect", "hashlib", "_hashlib", "tempfile",
-                 "platform", "json", "subprocess"):
+                 "platform", "json", "subprocess", "argparse", "typer"):
         assert slow not in loaded, f"{slow} is imported on the way to running a program"
