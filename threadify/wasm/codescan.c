@@ -170,6 +170,36 @@ static int immediates(reader *r, uint8_t k) {
 
 /* Offsets (from the body's first byte) right after each `global.set target`; -1 if the body
  * cannot be decoded here. */
+/* Fast paths for the common single-byte opcodes, derived from `kinds` before each scan:
+ * F_NONE no immediate, F_LEB one LEB128, F_MEM a memory argument, F_SLOW anything else
+ * (prefixes, global.set, block structure, other immediates). */
+enum { F_NONE, F_LEB, F_MEM, F_SLOW };
+static uint8_t fast[256];
+
+static void derive_fast(void) {
+    for (int op = 0; op < 256; op++) {
+        uint8_t k = kinds_at[op], f = F_SLOW;
+        if (k == K_NONE) f = F_NONE;
+        else if (k == K_IDX || k == K_I32 || k == K_I64 || k == K_HT) f = F_LEB;
+        else if (k == K_MEM) f = F_MEM;
+        fast[op] = f;
+    }
+    /* global.set, end, delegate and the block openers need the slow path */
+    const uint8_t special[] = {0x24, 0x0B, 0x18, 0x02, 0x03, 0x04, 0x06, 0x1F};
+    for (unsigned i = 0; i < sizeof special; i++) fast[special[i]] = F_SLOW;
+}
+
+/* Skips one LEB128 of at most 10 bytes; 0 when it is longer.  It may read past the body (the
+ * caller checks where the body ends): the buffer is followed by more memory, and a read past
+ * the memory traps, which the host treats as "not done here". */
+static const uint8_t *skip(const uint8_t *p) {
+    for (int i = 0; i < 10; i++)
+        if (!(*p++ & 0x80)) return p;
+    return 0;
+}
+
+/* Offsets (from the body's first byte) right after each `global.set target`; -1 if the body
+ * cannot be decoded here. */
 static int32_t scan_body(const uint8_t *body, uint32_t size, uint32_t target) {
     reader r = {body, body + size, 0};
     uint32_t groups = u32(&r);
@@ -177,21 +207,35 @@ static int32_t scan_body(const uint8_t *body, uint32_t size, uint32_t target) {
         leb(&r);
         valtype(&r);
     }
+    if (r.bad) return -1;
     int32_t found = 0;
     uint32_t depth = 0;
-    while (!r.bad) {
-        if (r.p >= r.end) return -1;
-        uint8_t op = *r.p++;
+    const uint8_t *p = r.p, *end = r.end;
+    while (p < end) {
+        uint8_t op = *p++;
+        uint8_t f = fast[op];
+        if (f == F_NONE) continue;
+        if (f == F_LEB) {
+            if (!(p = skip(p))) return -1;
+            continue;
+        }
+        if (f == F_MEM && *p < 0x40) { /* flags without a memory index, then the offset */
+            if (!(p = skip(p)) || !(p = skip(p))) return -1;
+            continue;
+        }
+        r.p = p;
         uint8_t k = kinds_at[op];
         if (k == K_PREFIX) {
             uint32_t sub = u32(&r);
             k = sub < TABLE ? kinds_at[(op - 0xFA) * TABLE + sub] : K_UNKNOWN;
         } else if (op == 0x24) { /* global.set */
             uint32_t index = u32(&r);
-            if (index == target && !r.bad) {
+            if (r.bad) return -1;
+            if (index == target) {
                 if (found >= MAX_POSITIONS) return -1;
                 positions[found++] = (uint32_t)(r.p - body);
             }
+            p = r.p;
             continue;
         } else if (op == 0x0B || op == 0x18) { /* end, delegate */
             if (depth == 0) {
@@ -203,7 +247,8 @@ static int32_t scan_body(const uint8_t *body, uint32_t size, uint32_t target) {
         } else if (op == 0x02 || op == 0x03 || op == 0x04 || op == 0x06 || op == 0x1F) {
             depth++; /* block, loop, if, try, try_table: their immediates follow */
         }
-        if (!immediates(&r, k)) return -1;
+        if (!immediates(&r, k) || r.bad) return -1;
+        p = r.p;
     }
     return -1;
 }
@@ -255,6 +300,7 @@ static uint32_t payload_size;
  * a body cannot be decoded here.
  */
 int32_t scan(uint32_t size, uint32_t target, uint32_t limit) {
+    derive_fast();
     payload_size = size;
     found = (uint32_t *)(((uintptr_t)input + size + 15u) & ~(uintptr_t)15u);
     found_count = 0;
@@ -335,6 +381,7 @@ int32_t count_followed(uint32_t size, uint32_t seq_offset, uint32_t length, uint
                        uint32_t limit) {
     const uint8_t *sequence = input + seq_offset;
     int32_t total = 0;
+    derive_fast();
     error_offset = 0;
     reader r = {input, input + size, 0};
     uint32_t count = u32(&r);

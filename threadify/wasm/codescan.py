@@ -303,11 +303,14 @@ def count_followed(source: object, start: int, end: int, global_index: int, sequ
     """Count the ``global.set global_index`` of the first ``limit`` bodies of the payload
     ``source[start:end]`` and check each is followed by ``sequence``; ``None`` if not done
     here (the caller then decodes in Python)."""
-    scanner = _load(source, start, end, sequence)
-    if scanner is None:
+    try:
+        scanner = _load(source, start, end, sequence)
+        if scanner is None:
+            return None
+        size = scanner.size
+        found = scanner.call("count_followed", size, size, len(sequence), global_index, limit)
+    except Exception:  # noqa: BLE001 - e.g. a malformed body read past memory: use Python
         return None
-    size = scanner.size
-    found = scanner.call("count_followed", size, size, len(sequence), global_index, limit)
     if found == -2:
         return Counted(0, scanner.call("failed_at"))
     if found < 0:
