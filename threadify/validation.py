@@ -237,8 +237,8 @@ def wasm_tools_executable() -> str | None:
 def _open_file(path: str, size: int) -> int | None:
     """A descriptor of the regular file ``path`` when it holds ``size`` bytes (the mapped
     input), for the validator to read by itself; None when it cannot be used that way."""
-    if not sys.platform.startswith("linux"):  # where /dev/stdin reopens the file it names
-        return None
+    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self/fd"):
+        return None  # /dev/stdin reopens the file it names only through Linux's /proc
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
