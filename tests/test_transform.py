@@ -16,7 +16,8 @@ import pytest
 import threadify
 from tests.programs import READY, REJECTED, TRANSFORMABLE, Program
 from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid, run_wasmtime, wat2wasm
-from threadify import host
+from threadify import abi, host
+from threadify.linker import const_i32
 from threadify.wasm import Export, ExternKind, MemoryType, Module, Producers
 
 IDS = [p.id for p in TRANSFORMABLE]
@@ -72,8 +73,18 @@ def test_existing_items_and_bodies_preserved(program: Program,
     assert [bytes(b.raw) for b in after.code[:len(before.code)]] == [
         bytes(b.raw) for b in before.code]
     assert len(after.globals) >= len(before.globals)
-    for old, new in zip(before.globals, after.globals, strict=False):
-        assert old.init == new.init and old.type.valtype == new.type.valtype
+    record = json.loads(bytes(after.get_custom("threadify") or b"{}"))
+    stack_pointer = int(record["stack_pointer"]) - before.num_imported(ExternKind.GLOBAL)
+    for index, (old, new) in enumerate(zip(before.globals, after.globals, strict=False)):
+        assert old.type.valtype == new.type.valtype
+        if index == stack_pointer and record.get("control_on_stack"):
+            # the control block tops the linker's stack: the stack starts that much lower
+            # (docs/abi.md, "Memory layout")
+            old_top, new_top = const_i32(old.init), const_i32(new.init)
+            assert old_top is not None and new_top == old_top - abi.CONTROL_BYTES
+            assert new_top == record["control_block"]
+        else:
+            assert old.init == new.init
     assert [bytes(s.init) for s in after.data] == [bytes(s.init) for s in before.data]
     assert after.types[:len(before.types)] == before.types
     # Exports of the input are unchanged (threadify only adds).

@@ -18,7 +18,12 @@ ABI_VERSION = 1
 PAGE_SHIFT = 16
 PAGE = 1 << PAGE_SHIFT
 
-#: Pages the first instance grows for the control block.
+#: Bytes of the control block at the top of the linker's stack (the stack pointer's initial
+#: value is lowered by this much; docs/abi.md, "Memory layout").
+CONTROL_BYTES = 64
+#: The stack pointer's initial value must be at least this for the control block to go there.
+MIN_STACK_FOR_CONTROL = 4096
+#: Pages grown past the initial memory for the control block when it cannot go on the stack.
 CONTROL_PAGES = 1
 
 # Control block field offsets (bytes from the control block address).

@@ -68,7 +68,8 @@ PROBE_TABLE = "threadify_probe_table"
 PROBE_LOW = "threadify_probe_stack_low"
 PROBE_HIGH = "threadify_probe_stack_high"
 PROBE_MOVE = "threadify_probe_move_stack"
-#: Start structs are written into the control block's page, past the control fields.
+#: Start structs are written into the control block's page, past the control fields (outputs
+#: whose control block has its own page; otherwise just below it, on the idle main stack).
 SCRATCH_OFFSET = 4096
 
 
@@ -264,13 +265,21 @@ def _stub_unreachable_code(module: Module, record: dict[str, Any]) -> int:
     return replaced
 
 
+def _blocks_from(record: dict[str, Any]) -> int:
+    """The lowest address a thread block can have: past the initial memory (and past the
+    control block's own page, for outputs that grew one; older records lack the field)."""
+    if "blocks_from" in record:
+        return int(record["blocks_from"])
+    return int(record["control_block"]) + abi.CONTROL_PAGES * abi.PAGE
+
+
 def _check_room(module: Module, record: dict[str, Any], threads: int) -> None:
     """Fail clearly when the memory maximum cannot hold ``threads`` thread blocks at once."""
     memory = next((imp.desc for imp in module.imports if imp.kind == ExternKind.MEMORY), None)
     maximum = getattr(memory, "max", None)
     if maximum is None:
         return
-    free_pages = maximum - (int(record["control_block"]) // abi.PAGE + abi.CONTROL_PAGES)
+    free_pages = maximum - _blocks_from(record) // abi.PAGE
     fits = free_pages // (int(record["block_size"]) // abi.PAGE)
     if fits < threads:
         raise VerificationError(
@@ -469,7 +478,7 @@ class _Run:
         for low, high in zip(blocks, blocks[1:], strict=False):
             if low + size > high:
                 self.fail(f"thread blocks at {low:#x} and {high:#x} overlap")
-        floor = control + abi.CONTROL_PAGES * abi.PAGE
+        floor = _blocks_from(record=self.record)
         stack_top = int(self.record["stack_top"])
         tls_offset = int(self.record["tls_offset"])
         for obs in wave:
@@ -494,6 +503,12 @@ class _Run:
         wasmtime = self.wasmtime
         barrier = threading.Barrier(self.threads)
         control = int(self.record["control_block"])
+        if self.record.get("control_on_stack"):
+            # the control block tops the main stack, which no code uses while verifying: the
+            # start structs go just below it
+            scratch = control - 8 * self.threads
+        else:  # the control block's own page, past its fields
+            scratch = control + SCRATCH_OFFSET
         observations = [ThreadObservation(first_tid + i) for i in range(self.threads)]
         template = self.template
         tls_size = len(template)
@@ -533,7 +548,7 @@ class _Run:
                 func = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []),
                                      probe, access_caller=True)
                 exports[PROBE_TABLE].set(store, self.slot, func)
-                struct_at = control + SCRATCH_OFFSET + 8 * (obs.tid % 256)
+                struct_at = scratch + 8 * index
                 mem.write(struct_at, struct.pack("<II", self.slot, index))
                 exports[abi.EXPORT_THREAD_START](store, obs.tid, struct_at)
             except VerificationError as error:

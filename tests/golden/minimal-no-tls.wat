@@ -6,12 +6,12 @@
   )
   (func $threadify_lock (type 0)
     loop ;; label = @1
-      i32.const 131076
+      i32.const 65476
       i32.const 0
       i32.const 1
       i32.atomic.rmw.cmpxchg
       if ;; label = @2
-        i32.const 131076
+        i32.const 65476
         i32.const 1
         i64.const -1
         memory.atomic.wait32
@@ -21,10 +21,10 @@
     end
   )
   (func $threadify_unlock (type 0)
-    i32.const 131076
+    i32.const 65476
     i32.const 0
     i32.atomic.store
-    i32.const 131076
+    i32.const 65476
     i32.const 1
     memory.atomic.notify
     drop
@@ -32,11 +32,11 @@
   (func $threadify_alloc_block (type 2) (result i32)
     (local i32)
     call $threadify_lock
-    i32.const 131080
+    i32.const 65480
     i32.atomic.load
     local.tee 0
     if ;; label = @1
-      i32.const 131080
+      i32.const 65480
       local.get 0
       i32.load
       i32.atomic.store
@@ -55,7 +55,7 @@
       i32.const 16
       i32.shl
       local.set 0
-      i32.const 131084
+      i32.const 65484
       i32.const 1
       i32.atomic.rmw.add
       drop
@@ -66,7 +66,7 @@
     local.get 0
     global.get $threadify_tid
     i32.store offset=8
-    i32.const 131088
+    i32.const 65488
     i32.const 1
     i32.atomic.rmw.add
     drop
@@ -75,14 +75,14 @@
   (func $threadify_free_block (type 1) (param i32)
     call $threadify_lock
     local.get 0
-    i32.const 131080
+    i32.const 65480
     i32.atomic.load
     i32.store
-    i32.const 131080
+    i32.const 65480
     local.get 0
     i32.atomic.store
     call $threadify_unlock
-    i32.const 131088
+    i32.const 65488
     i32.const -1
     i32.atomic.rmw.add
     drop
@@ -117,7 +117,7 @@
     local.set 3
     local.get 0
     global.set $threadify_tid
-    i32.const 131100
+    i32.const 65500
     i32.const 1
     i32.atomic.rmw.add
     drop
@@ -135,10 +135,10 @@
   )
   (func $threadify_init (type 0)
     memory.size
-    i32.const 3
+    i32.const 1
     i32.lt_u
     if ;; label = @1
-      i32.const 3
+      i32.const 1
       memory.size
       i32.sub
       memory.grow
@@ -148,33 +148,33 @@
         call $threadify_out_of_memory
       end
     end
-    i32.const 131072
+    i32.const 65472
     i32.const 0
     i32.const 1
     i32.atomic.rmw.cmpxchg
     i32.eqz
     if ;; label = @1
-      i32.const 131096
+      i32.const 65496
       i32.const 1114112
       i32.atomic.store
-      i32.const 131092
+      i32.const 65492
       i32.const 1414025796
       i32.atomic.store
-      i32.const 131072
+      i32.const 65472
       i32.const 2
       i32.atomic.store
-      i32.const 131072
+      i32.const 65472
       i32.const -1
       memory.atomic.notify
       drop
     else
       loop ;; label = @2
-        i32.const 131072
+        i32.const 65472
         i32.atomic.load
         i32.const 1
         i32.eq
         if ;; label = @3
-          i32.const 131072
+          i32.const 65472
           i32.const 1
           i64.const -1
           memory.atomic.wait32

@@ -5,7 +5,7 @@
   (type (;3;) (func (param i32 i32)))
   (import "env" "memory" (memory (;0;) 2 256 shared))
   (table (;0;) 0 0 funcref)
-  (global $__stack_pointer (;0;) (mut i32) i32.const 65536)
+  (global $__stack_pointer (;0;) (mut i32) i32.const 65472)
   (global $__tls_base (;1;) (mut i32) i32.const 0)
   (global $threadify_tid (;2;) (mut i32) i32.const 0)
   (global $threadify_block (;3;) (mut i32) i32.const 0)
@@ -76,12 +76,12 @@
   )
   (func $threadify_lock (;4;) (type 0)
     loop ;; label = @1
-      i32.const 131076
+      i32.const 65476
       i32.const 0
       i32.const 1
       i32.atomic.rmw.cmpxchg
       if ;; label = @2
-        i32.const 131076
+        i32.const 65476
         i32.const 1
         i64.const -1
         memory.atomic.wait32
@@ -91,10 +91,10 @@
     end
   )
   (func $threadify_unlock (;5;) (type 0)
-    i32.const 131076
+    i32.const 65476
     i32.const 0
     i32.atomic.store
-    i32.const 131076
+    i32.const 65476
     i32.const 1
     memory.atomic.notify
     drop
@@ -102,11 +102,11 @@
   (func $threadify_alloc_block (;6;) (type 1) (result i32)
     (local i32)
     call $threadify_lock
-    i32.const 131080
+    i32.const 65480
     i32.atomic.load
     local.tee 0
     if ;; label = @1
-      i32.const 131080
+      i32.const 65480
       local.get 0
       i32.load
       i32.atomic.store
@@ -125,7 +125,7 @@
       i32.const 16
       i32.shl
       local.set 0
-      i32.const 131084
+      i32.const 65484
       i32.const 1
       i32.atomic.rmw.add
       drop
@@ -136,7 +136,7 @@
     local.get 0
     global.get $threadify_tid
     i32.store offset=8
-    i32.const 131088
+    i32.const 65488
     i32.const 1
     i32.atomic.rmw.add
     drop
@@ -145,14 +145,14 @@
   (func $threadify_free_block (;7;) (type 2) (param i32)
     call $threadify_lock
     local.get 0
-    i32.const 131080
+    i32.const 65480
     i32.atomic.load
     i32.store
-    i32.const 131080
+    i32.const 65480
     local.get 0
     i32.atomic.store
     call $threadify_unlock
-    i32.const 131088
+    i32.const 65488
     i32.const -1
     i32.atomic.rmw.add
     drop
@@ -187,7 +187,7 @@
     local.set 3
     local.get 0
     global.set $threadify_tid
-    i32.const 131100
+    i32.const 65500
     i32.const 1
     i32.atomic.rmw.add
     drop
@@ -215,10 +215,10 @@
   )
   (func $threadify_init (;10;) (type 0)
     memory.size
-    i32.const 3
+    i32.const 1
     i32.lt_u
     if ;; label = @1
-      i32.const 3
+      i32.const 1
       memory.size
       i32.sub
       memory.grow
@@ -228,33 +228,33 @@
         call $threadify_out_of_memory
       end
     end
-    i32.const 131072
+    i32.const 65472
     i32.const 0
     i32.const 1
     i32.atomic.rmw.cmpxchg
     i32.eqz
     if ;; label = @1
-      i32.const 131096
+      i32.const 65496
       i32.const 1114112
       i32.atomic.store
-      i32.const 131092
+      i32.const 65492
       i32.const 1414025796
       i32.atomic.store
-      i32.const 131072
+      i32.const 65472
       i32.const 2
       i32.atomic.store
-      i32.const 131072
+      i32.const 65472
       i32.const -1
       memory.atomic.notify
       drop
     else
       loop ;; label = @2
-        i32.const 131072
+        i32.const 65472
         i32.atomic.load
         i32.const 1
         i32.eq
         if ;; label = @3
-          i32.const 131072
+          i32.const 65472
           i32.const 1
           i64.const -1
           memory.atomic.wait32
@@ -272,5 +272,5 @@
     (processed-by "Debian clang" "22.1.8 (1~deb12u1)")
     (processed-by "threadify" "VERSION")
   )
-  (@custom "threadify" (after data) "{\22abi\22:1,\22block_size\22:1114112,\22class\22:\22A\22,\22control_block\22:131072,\22functions\22:{\22threadify_alloc_block\22:6,\22threadify_free_block\22:7,\22threadify_init\22:10,\22threadify_lock\22:4,\22threadify_out_of_memory\22:2,\22threadify_stack_overflow\22:3,\22threadify_thread_destroy\22:8,\22threadify_unlock\22:5,\22wasi_thread_start\22:9},\22globals\22:{\22threadify_block\22:3,\22threadify_tid\22:2},\22options\22:{\22allow_non_atomic\22:false,\22max_memory\22:null,\22stack_check\22:false,\22stack_size\22:1048576,\22validate\22:null},\22stack_pointer\22:0,\22stack_size\22:1048576,\22stack_top\22:1048592,\22tdata\22:0,\22tls_align\22:4096,\22tls_base\22:1,\22tls_offset\22:1052672,\22tls_size\22:4,\22version\22:\22VERSION\22}")
+  (@custom "threadify" (after data) "{\22abi\22:1,\22block_size\22:1114112,\22blocks_from\22:131072,\22class\22:\22A\22,\22control_block\22:65472,\22control_on_stack\22:true,\22functions\22:{\22threadify_alloc_block\22:6,\22threadify_free_block\22:7,\22threadify_init\22:10,\22threadify_lock\22:4,\22threadify_out_of_memory\22:2,\22threadify_stack_overflow\22:3,\22threadify_thread_destroy\22:8,\22threadify_unlock\22:5,\22wasi_thread_start\22:9},\22globals\22:{\22threadify_block\22:3,\22threadify_tid\22:2},\22options\22:{\22allow_non_atomic\22:false,\22max_memory\22:null,\22stack_check\22:false,\22stack_size\22:1048576,\22validate\22:null},\22stack_pointer\22:0,\22stack_size\22:1048576,\22stack_top\22:1048592,\22tdata\22:0,\22tls_align\22:4096,\22tls_base\22:1,\22tls_offset\22:1052672,\22tls_size\22:4,\22version\22:\22VERSION\22}")
 )
