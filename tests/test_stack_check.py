@@ -29,7 +29,8 @@ from threadify.pipeline import Options, run
 from threadify.wasm import ExternKind, FunctionBody, Module, NameSection
 
 STACK = FIXTURES / "stack"
-LAYOUTS = ("shared-stackfirst", "shared-datafirst", "nonshared-stackfirst", "nonshared-datafirst")
+LAYOUTS = ("shared-stackfirst", "shared-datafirst", "nonshared-stackfirst", "nonshared-datafirst",
+           "nonshared-datafirst-stackexports")
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("THREADIFY_REGEN_GOLDEN") == "1"
 #: lld's default main stack (every fixture variant keeps it)
@@ -110,7 +111,9 @@ def test_main_stack_matches_lld_layout(layout: str) -> None:
     stack = stack_check.main_stack(module, syms)
     top = syms.stack_pointer_init
     assert stack is not None and top is not None and stack.high == top
-    if layout.endswith("stackfirst"):
+    if layout.endswith("stackexports"):  # lld's own symbols, exported: exact
+        assert stack.low == top - MAIN_STACK and "__stack_low" in stack.how
+    elif layout.endswith("stackfirst"):
         assert stack.low == 0 and top == MAIN_STACK  # lld puts the stack at address 0
     elif layout.startswith("shared"):
         # lld's memory initialiser shows all data (.bss fill and flag word too): exact
