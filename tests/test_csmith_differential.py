@@ -100,3 +100,30 @@ def test_wasi_libc_heap_stays_clear_of_the_control_block(tmp_path: Path) -> None
     proc = run("threadify", out, [str(control), str(abi.CONTROL_BYTES)])
     assert "heap: 64 chunks, overlap=no" in proc.stdout, proc.stdout + proc.stderr
     assert proc.returncode == 0 and "thread joined" in proc.stdout, proc.stdout
+
+
+def _transformed(name: str, tmp_path: Path) -> Path:
+    import threadify
+
+    out = tmp_path / name
+    out.write_bytes(threadify.transform((FIXTURES / "wasilibc" / name).read_bytes()))
+    return out
+
+
+def test_thread_started_before_the_first_malloc_loses_its_block(tmp_path: Path) -> None:
+    """Documented cell that cannot work (docs/matrix.md): wasi-libc of 2022 hands malloc, at its
+    first call, every page up to ``memory.size`` — a thread block grown before that included.
+    ``fixtures/wasilibc/early.c`` (``int main(void)``: nothing allocated before main) starts a
+    thread, then allocates 512 KiB: the heap overwrites the thread block's header, and the
+    canary check traps when the thread ends."""
+    proc = run("threadify", _transformed("early.wasm", tmp_path), [])
+    assert proc.returncode != 0, proc.stdout
+    assert "threadify_stack_overflow" in proc.stderr or "CORRUPTED" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("host", ["threadify", "wasmtime-46.0.1"])
+def test_allocating_once_before_the_first_thread_avoids_it(host: str, tmp_path: Path) -> None:
+    """The workaround docs/matrix.md gives: allocate once before starting the first thread."""
+    proc = run(host, _transformed("early.warm.wasm", tmp_path), [])
+    assert proc.returncode == 0, proc.stderr
+    assert "thread frame intact" in proc.stdout
