@@ -160,7 +160,7 @@ class InspectArgs(Arguments):
 class RunArgs(Arguments):
     """``threadify run MODULE [options] [-- ARGS...]``."""
 
-    module: str = argument("MODULE", "The .wasm module (thread-ready: a threadify output).")
+    module: str = argument("MODULE", "The .wasm command module (plain, WASI-threads, or WASIX threads).")
     args: list[str] = argument("ARGS", "Arguments for the program (after --).", rest=True)
     dirs: list[str] = option("--dir", kind="list", metavar="HOST[::GUEST]", help=(
         "Give the program directory HOST, seen by it as GUEST (default: the same path). "
@@ -233,8 +233,10 @@ RUN = Command(
     args=RunArgs,
     usage="threadify run MODULE [options] [-- ARGS...]",
     summary=(
-        "Run a WASI-threads command module (shared memory + wasi.thread-spawn) on the bundled "
-        "host. Options may come before or after MODULE; the program's own arguments follow --."),
+        "Run a WASI command module on the bundled host: a plain one as it is, a threaded one "
+        "(a shared memory and wasi.thread-spawn, or WASIX threads) with a new instance per "
+        "thread. Options may come before or after MODULE; the program's own arguments "
+        "follow --."),
     examples=(
         "threadify run out.wasm",
         "threadify run out.wasm --dir ./data::/data --env LANG=C --max-threads 64 -- input.txt -v",

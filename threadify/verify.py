@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from threadify import abi
-from threadify.errors import ThreadifyError
+from threadify.errors import Hint, Suggestion, ThreadifyError
 from threadify.passes import stack_check
 from threadify.passes.metadata import read_section
 from threadify.wasm import (
@@ -285,7 +285,7 @@ def _check_room(module: Module, record: dict[str, Any], threads: int) -> None:
         raise VerificationError(
             f"verify failed: the memory maximum ({maximum} pages) leaves room for {fits} thread "
             f"stack(s) of {int(record['stack_size'])} bytes; verify runs {threads} at once",
-            "raise --max-memory or lower --stack-size")
+            Hint("raise {} or lower {}", Suggestion("max_memory"), Suggestion("stack_size")))
 
 
 def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyReport:
