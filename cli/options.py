@@ -160,7 +160,8 @@ class InspectArgs(Arguments):
 class RunArgs(Arguments):
     """``threadify run MODULE [options] [-- ARGS...]``."""
 
-    module: str = argument("MODULE", "The .wasm command module (plain, WASI-threads, or WASIX threads).")
+    module: str = argument("MODULE",
+                           "The .wasm command module (plain, WASI-threads, or WASIX threads).")
     args: list[str] = argument("ARGS", "Arguments for the program (after --).", rest=True)
     dirs: list[str] = option("--dir", kind="list", metavar="HOST[::GUEST]", help=(
         "Give the program directory HOST, seen by it as GUEST (default: the same path). "
