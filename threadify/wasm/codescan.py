@@ -67,15 +67,19 @@ def _compiled_once() -> tuple[Any, Any] | None:
     try:
         import wasmtime
 
-        config = wasmtime.Config()
-        try:  # wasmtime's own compile cache: a later process skips Cranelift (~20 ms)
-            config.cache = True
-        except Exception:  # noqa: BLE001 - no usable cache directory: compile every time
-            config = wasmtime.Config()
-        engine = wasmtime.Engine(config)
-        return engine, wasmtime.Module(engine, WASM.read_bytes())
+        code = WASM.read_bytes()
     except Exception:  # noqa: BLE001 - no wasmtime, or no codescan.wasm: use Python
         return None
+    for cached in (True, False):  # wasmtime's compile cache saves Cranelift (~20 ms) ...
+        try:
+            config = wasmtime.Config()
+            if cached:
+                config.cache = True
+            engine = wasmtime.Engine(config)
+            return engine, wasmtime.Module(engine, code)
+        except Exception:  # noqa: BLE001 - ... unless its directory is unusable
+            continue
+    return None
 
 
 def _compiled() -> tuple[Any, Any] | None:
