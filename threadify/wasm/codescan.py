@@ -204,16 +204,18 @@ class Insertion:
         """The new payload with ``sequence`` inserted; ``None`` if the scan was not done here
         (no wasmtime, or a body the scanner cannot decode)."""
         results = [job.finish(sequence) for job in self._jobs]
-        if any(result is None for result in results):
-            return None
         done = [result for result in results if result is not None]
+        if len(done) < len(results):
+            return None
         if len(done) == 1:
-            return done[0]
-        # the original count, then each half's entries without the count it was given
+            view, inserted, functions = done[0]
+            return Rewritten(bytes(view), inserted, functions)
+        # the original count, then each half's entries without the count it was given; copied
+        # once, straight from the scanners' memories
         payload = b"".join([self._count_bytes] + [
-            result.payload[len(job.prefix):] for job, result in zip(self._jobs, done,
-                                                                    strict=True)])
-        return Rewritten(payload, sum(r.inserted for r in done), sum(r.functions for r in done))
+            view[len(job.prefix):] for job, (view, _i, _f) in zip(self._jobs, done,
+                                                                  strict=True)])
+        return Rewritten(payload, sum(r[1] for r in done), sum(r[2] for r in done))
 
 
 class _Job:
@@ -238,7 +240,9 @@ class _Job:
         except Exception:  # noqa: BLE001 - any failure here: the caller decodes in Python
             self._scanner = None
 
-    def finish(self, sequence: bytes) -> Rewritten | None:
+    def finish(self, sequence: bytes) -> tuple[memoryview, int, int] | None:
+        """``(the new payload, inserted, bodies changed)``; the payload is a view into the
+        scanner's memory, valid while this job lives."""
         self._thread.join()
         scanner = self._scanner
         if scanner is None or len(sequence) > 256:
@@ -248,8 +252,8 @@ class _Job:
         if length < 0:
             return None
         out = scanner.call("result")
-        return Rewritten(ctypes.string_at(scanner.address() + out, length),
-                         scanner.call("checks"), scanner.call("functions"))
+        view = memoryview((ctypes.c_char * length).from_address(scanner.address() + out))
+        return view.cast("B"), scanner.call("checks"), scanner.call("functions")
 
 
 def _halves(source: Any, start: int, end: int) -> tuple[bytes, int, int, int] | None:
