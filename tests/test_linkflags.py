@@ -89,6 +89,11 @@ def test_class_and_rejection(entry: dict[str, Any]) -> None:
             threadify.transform(data)
         assert entry["rejected"] in str(caught.value)
         assert "\n" not in caught.value.problem
+        # a build tool applying the error's own suggestions gets an output
+        suggested: dict[str, Any] = {s.option: True if s.value is None else s.value
+                                     for s in caught.value.suggestions}
+        if suggested:
+            assert threadify.inspect(threadify.transform(data, **suggested)).verdict == "C"
         if not entry["options"]:
             return
         options = library_options(entry["options"])
