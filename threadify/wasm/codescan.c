@@ -223,6 +223,16 @@ static int32_t scan_body(const uint8_t *body, uint32_t size, uint32_t target) {
             if (!(p = skip(p)) || !(p = skip(p))) return -1;
             continue;
         }
+        if (op == 0x0B && depth > 0) { /* end of a block */
+            depth--;
+            continue;
+        }
+        if ((op == 0x02 || op == 0x03 || op == 0x04) && *p >= 0x40 && *p < 0x80 &&
+            *p != 0x63 && *p != 0x64) { /* block, loop, if with an empty or value type */
+            depth++;
+            p++;
+            continue;
+        }
         r.p = p;
         uint8_t k = kinds_at[op];
         if (k == K_PREFIX) {
