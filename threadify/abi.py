@@ -3,9 +3,12 @@
 Everything threadify adds to a module lives at addresses derived from these numbers, so the
 verifier (and a debugger) can find it again from the module alone:
 
-* the **control block** sits at ``original_min_pages * 64 KiB`` — just past the module's original
-  initial memory, never inside the range the guest's allocator owns (``__heap_base`` upwards to
-  the initial end). The first instance grows memory to make room for it.
+* the **control block** (``CONTROL_BYTES``) is the top of the linker's stack: the stack
+  pointer's initial value is lowered by that much, so it lies inside the initial memory but
+  below ``__heap_base``, where no allocator looks — an allocator that claims every page up to
+  ``memory.size`` at its first call (wasi-libc's) would take a page grown for it. A module
+  whose stack pointer cannot give the room keeps the older place: one page grown just past the
+  original initial memory (docs/abi.md, "Memory layout").
 * every other thread gets one **thread block** from ``memory.grow``: a header, its stack, and its
   TLS block above the stack. Blocks are all the same size (options are fixed at transform time),
   so the free list needs no size classes.
