@@ -251,7 +251,7 @@ def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, over
     checks = functions = 0
     native = None if scan is None else scan.finish(sequence)
     if native is not None:
-        module.replace_code(native.payload, count)
+        module.replace_code(list(native.chunks), count)
         checks, functions = native.inserted, native.functions
     else:
         checks, functions = _insert_in_python(module, stack_pointer, sequence, count)

@@ -727,12 +727,13 @@ class Module:
             return cast("bytes | mmap.mmap", owner), start, start + len(payload)
         return bytes(payload), 0, len(payload)
 
-    def replace_code(self, payload: bytes, count: int) -> None:
-        """Use ``payload`` (a count, then ``count`` body entries) in place of the bodies the
-        module was decoded with; bodies appended since then follow them, unchanged."""
+    def replace_code(self, payload: bytes | list[bytes | memoryview], count: int) -> None:
+        """Use ``payload`` (a count, then ``count`` body entries; or chunks that concatenate to
+        that, written out as they are) in place of the bodies the module was decoded with;
+        bodies appended since then follow them, unchanged."""
         s = self._vector(S.CODE)
         appended = list(s._tail) if s._items is None else s._items[len(s._snapshot):]
-        s.replace_payload([payload], count)
+        s.replace_payload(payload if isinstance(payload, list) else [payload], count)
         s._tail = appended
 
     def code_body_offsets(self) -> list[int]:
