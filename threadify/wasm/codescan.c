@@ -8,7 +8,8 @@
  * the Python one agree on what an instruction is.  Anything it does not know -- an opcode
  * missing from the tables, a truncated body, a body that does not end exactly at its final
  * `end` -- makes `rewrite` return -1 and the caller falls back to the Python decoder, which
- * reports malformations with their offset.
+ * reports malformations with their offset.  As there, a body whose bytes hold no `global.set`
+ * of the target (`may_write`) is copied without being decoded.
  *
  * Memory: [heap base: kinds 5 x 512][positions scratch][input][found][output], grown on
  * demand.  Two phases, so that the host can scan before it knows the sequence to insert:
@@ -16,6 +17,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <wasm_simd128.h>
 
 enum kind {
     K_UNKNOWN = 0, K_NONE, K_BT, K_IDX, K_IDX2, K_BRT, K_MEM, K_MEML, K_LANE, K_I32, K_I64,
@@ -168,8 +170,24 @@ static int immediates(reader *r, uint8_t k) {
     }
 }
 
-/* Offsets (from the body's first byte) right after each `global.set target`; -1 if the body
- * cannot be decoded here. */
+/* Whether the body's bytes hold a `global.set` opcode followed by a byte that can begin an
+ * encoding of an index whose low 7 bits are `low` (any LEB128 width).  A body without one
+ * cannot write the global: it is copied as it is, without being decoded (as the Python path
+ * does).  Sixteen bytes at a time; in a body that writes the stack pointer this usually stops
+ * at its prologue. */
+static int may_write(const uint8_t *p, uint32_t size, uint8_t low) {
+    const uint8_t *end = p + size;
+    const v128_t opcode = wasm_i8x16_splat(0x24);
+    for (; end - p >= 17; p += 16) {
+        uint32_t mask = (uint32_t)wasm_i8x16_bitmask(wasm_i8x16_eq(wasm_v128_load(p), opcode));
+        for (; mask; mask &= mask - 1)
+            if ((p[__builtin_ctz(mask) + 1] & 0x7f) == low) return 1;
+    }
+    for (; end - p >= 2; p++)
+        if (*p == 0x24 && (p[1] & 0x7f) == low) return 1;
+    return 0;
+}
+
 /* Fast paths for the common single-byte opcodes, derived from `kinds` before each scan:
  * F_NONE no immediate, F_LEB one LEB128, F_MEM a memory argument, F_SLOW anything else
  * (prefixes, global.set, block structure, other immediates). */
@@ -325,7 +343,7 @@ int32_t scan(uint32_t size, uint32_t target, uint32_t limit) {
         error_offset = (uint32_t)(entry - input);
         if (r.bad || (uint32_t)(r.end - body) < body_size) return -1;
         r.p = body + body_size;
-        if (i >= limit) continue;
+        if (i >= limit || !may_write(body, body_size, (uint8_t)(target & 0x7f))) continue;
         int32_t n = scan_body(body, body_size, target);
         if (n < 0) return -1;
         if (n == 0) continue;
@@ -354,6 +372,7 @@ int32_t emit(uint32_t length) {
     uint32_t count = u32(&r);
     if (r.bad || !put(input, (uint32_t)(r.p - input))) return -1;
     uint32_t next = 0; /* index into found */
+    const uint8_t *unchanged = r.p; /* unchanged entries since here are copied in one go */
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *entry = r.p;
         uint32_t body_size = u32(&r);
@@ -364,10 +383,9 @@ int32_t emit(uint32_t length) {
         uint32_t first = next;
         while (next < found_count && found[next] <= end_at) next++;
         uint32_t n = next - first;
-        if (n == 0) {
-            if (!put(entry, (uint32_t)(r.p - entry))) return -1;
-            continue;
-        }
+        if (n == 0) continue;
+        if (!put(unchanged, (uint32_t)(entry - unchanged))) return -1;
+        unchanged = r.p;
         if (!put_u32(body_size + n * length)) return -1;
         uint32_t last = body_at;
         for (uint32_t j = first; j < next; j++) {
@@ -378,6 +396,7 @@ int32_t emit(uint32_t length) {
         checks_done += n;
         functions_changed++;
     }
+    if (!put(unchanged, (uint32_t)(r.p - unchanged))) return -1;
     return (int32_t)(out_p - output);
 }
 
