@@ -29,11 +29,7 @@ def execute(args: RunArgs) -> NoReturn:
 
         run_program(args.module, args.args, dirs, parse_env(args.env), args.max_threads)
     except ThreadifyError as exc:
-        sys.stderr.write(f"threadify run: {exc.problem}\n")
-        if exc.fix:
-            sys.stderr.write(f"threadify run: hint: {exc.fix}\n")
-        sys.stderr.flush()
-        raise SystemExit(1) from None
+        fail(exc.problem, exc.fix, RUN.prog)
     except KeyboardInterrupt:
         sys.stderr.write("threadify run: interrupted\n")
         raise SystemExit(130) from None

@@ -17,7 +17,9 @@ SHARED = '(import "env" "memory" (memory 1 1 shared)) (export "memory" (memory 0
 def _check_clean(stderr: str, *needles: str) -> None:
     lines = stderr.splitlines()
     assert 1 <= len(lines) <= 2, stderr
-    assert lines[0].startswith("threadify run: "), stderr
+    assert lines[0].startswith("threadify run: error: "), stderr
+    if len(lines) == 2:
+        assert lines[1].startswith("threadify run: hint: "), stderr
     assert "Traceback" not in stderr
     for needle in needles:
         assert needle in lines[0], stderr
