@@ -211,3 +211,30 @@ def test_split_scan_equals_whole_scan(monkeypatch: pytest.MonkeyPatch) -> None:
         expected = whole.finish(SEQUENCE)
         assert expected is not None and (expected.inserted > 0) == (limit > 0)
         assert split.finish(SEQUENCE) == expected
+
+
+def test_rewritten_chunks_written_out_with_appended_bodies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pipeline hands the scanners' memories to the module as chunks (never joined) and
+    # appends threadify's own functions after them: the output is what the joined payload
+    # gives, split or whole.
+    data = (FIXTURES / "stack/wasm/overflow.shared-datafirst.wasm").read_bytes()
+    extra = FunctionBody(b"\x00\x0b")
+    for split_from in (1 << 40, 0):
+        monkeypatch.setattr(codescan, "SPLIT_FROM", split_from)
+        outputs = []
+        for as_chunks in (True, False):
+            module = Module.decode(data)
+            span = module.code_payload()
+            assert span is not None
+            count = module.function_count()
+            done = codescan.insert_after_global_sets(*span, 0, SEQUENCE, count)
+            assert done is not None and done.inserted > 0
+            assert len(done.chunks) == (1 if split_from else 3)
+            module.add_function(0, extra)  # before the payload is replaced, and after
+            module.replace_code(list(done.chunks) if as_chunks else done.payload, count)
+            module.add_function(0, extra)
+            assert module.function_count() == count + 2
+            outputs.append(module.encode())
+        assert outputs[0] == outputs[1]
+        assert Module.decode(outputs[0]).code[-2:] == [extra, extra]

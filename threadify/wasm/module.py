@@ -67,6 +67,14 @@ def _header(section_id: int, size: int, width: int | None = None) -> bytes:
     return bytes((section_id,)) + uleb(size)
 
 
+def _count_width(chunk: bytes | memoryview) -> int:
+    """The length of the LEB128 count at the start of ``chunk``; 0 if it does not end there."""
+    for i, byte in enumerate(bytes(chunk[:5])):
+        if byte < 0x80:
+            return i + 1
+    return 0
+
+
 class _Section:
     """A section as found in the input (``payload`` is a view into it) or created by a pass."""
 
@@ -157,7 +165,7 @@ class _VectorSection(_Section):
 
         Not for the import section, whose compact encoding makes entries and items differ.
         """
-        if self._items is not None or self.payload is None:
+        if self._items is not None or (self._pending is None and self._payload is None):
             self.items.extend(new_items)
         else:
             self._tail.extend(new_items)
@@ -244,12 +252,21 @@ class _VectorSection(_Section):
         return self._replaced or self._items != self._snapshot
 
     def _emit_tail(self, parts: list[bytes | memoryview]) -> None:
-        """Original payload after its count, verbatim, then the appended items."""
-        assert self.payload is not None
-        n, width = self._original_count()
+        """Original payload after its count, verbatim, then the appended items. A replaced
+        payload still held as chunks is emitted as those chunks (never joined: the rewritten
+        code of a large module is tens of megabytes)."""
+        pending = self._pending
+        width = _count_width(pending[0]) if pending else 0
+        body: list[bytes | memoryview]
+        if pending and width:
+            n = self._pending_count
+            body = [memoryview(pending[0])[width:], *pending[1:]]
+        else:
+            assert self.payload is not None
+            n, width = self._original_count()
+            body = [self.payload[width:]]
         count = n + len(self._tail)
         head = uleb(count, width) if uleb_width(count) <= width else uleb(count)
-        body: list[bytes | memoryview] = [self.payload[width:]]
         body.extend(self.encoder(item) for item in self._tail)
         size = len(head) + sum(len(b) for b in body)
         parts.append(_header(self.id, size, self._size_width()))
