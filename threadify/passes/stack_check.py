@@ -36,7 +36,7 @@ would be wrong: they are dropped, and the result says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from threadify import abi
 from threadify.linker import LinkerSymbols, const_i32, find_global
@@ -68,8 +68,7 @@ GLOBAL_SET = 0x24
 NATIVE_FROM = 256 << 10
 
 
-@dataclass(frozen=True)
-class StackRange:
+class StackRange(NamedTuple):
     """A stack's address range ``[low, high)``; the stack grows down from ``high``."""
 
     low: int
@@ -77,14 +76,12 @@ class StackRange:
     how: str  #: how the range was found, for ``inspect`` and the docs
 
 
-@dataclass(frozen=True)
-class LimitGlobals:
+class LimitGlobals(NamedTuple):
     low: int
     high: int
 
 
-@dataclass
-class CheckResult:
+class CheckResult(NamedTuple):
     checks: int  #: ``global.set`` instructions now followed by a check
     functions: int  #: bodies that changed
     dropped: list[str]  #: custom sections removed because code offsets changed

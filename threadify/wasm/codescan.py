@@ -19,7 +19,6 @@ import atexit
 import ctypes
 import sys
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,19 @@ K_PREFIX = 19
 TABLE = 512
 
 
-@dataclass(frozen=True, eq=False)
 class Rewritten:
     """The new code-section payload and what changed. The payload is kept as ``chunks``:
     views of the scanners' memories, written out without a copy (they keep the scanners
-    alive)."""
+    alive). A plain class, not a dataclass: it is made once per run, and defining a dataclass
+    costs ~1 ms at import."""
 
-    chunks: tuple[bytes | memoryview, ...]
-    inserted: int  #: sequences inserted
-    functions: int  #: bodies changed
+    __slots__ = ("chunks", "inserted", "functions")
+
+    def __init__(self, chunks: tuple[bytes | memoryview, ...], inserted: int,
+                 functions: int) -> None:
+        self.chunks = chunks
+        self.inserted = inserted  #: sequences inserted
+        self.functions = functions  #: bodies changed
 
     @property
     def payload(self) -> bytes:
@@ -370,6 +373,15 @@ def _halves(source: Any, start: int, end: int) -> tuple[bytes, int, int, int] | 
     for index in range(count):
         if pos >= half:
             return (count_bytes, count, index, pos) if 0 < index < count else None
+        if pos + 1 < end:  # most body sizes take one or two bytes: no loop for them
+            byte = source[pos]
+            if byte < 0x80:
+                pos += 1 + byte
+                continue
+            second = source[pos + 1]
+            if second < 0x80:
+                pos += 2 + ((byte & 0x7F) | second << 7)
+                continue
         size = shift = 0
         while True:
             if pos >= end or shift > 28:
@@ -392,12 +404,24 @@ def insert_after_global_sets(source: object, start: int, end: int, global_index:
     return Insertion(source, start, end, global_index, limit).finish(sequence)
 
 
-@dataclass(frozen=True)
 class Counted:
     """What :func:`count_followed` found."""
 
-    count: int  #: ``global.set`` instructions of the index, all followed by the sequence
-    unfollowed_at: int | None  #: payload offset of a body with one that is not, else None
+    __slots__ = ("count", "unfollowed_at")
+
+    def __init__(self, count: int, unfollowed_at: int | None) -> None:
+        self.count = count  #: ``global.set`` instructions of the index, all followed by it
+        self.unfollowed_at = unfollowed_at  #: offset of a body with one that is not, or None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Counted):
+            return NotImplemented
+        return (self.count, self.unfollowed_at) == (other.count, other.unfollowed_at)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Counted({self.count}, {self.unfollowed_at})"
 
 
 def count_followed(source: object, start: int, end: int, global_index: int, sequence: bytes,
