@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import os
 import sys
 import threading
 from functools import lru_cache
@@ -267,8 +268,19 @@ class _Buffer:
         release(ctypes.byref(self.view))
 
 
-#: Payloads from this size on are scanned by two instances at once (one per half).
-SPLIT_FROM = 4 << 20
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+#: Payloads from this size on are scanned by two instances at once (one per half), when the
+#: process may use three cores or more. A split costs CPU (a second instance, the search for
+#: the middle: ~5 ms on cc1) and shortens the run only if both halves find a core beside the
+#: main thread, which runs the other passes meanwhile; on two cores scanning whole was faster
+#: in both CPU and wall time (cc1 123 against 135 ms of CPU, docs/performance.md).
+SPLIT_FROM = 4 << 20 if _cores() >= 3 else 1 << 62
 
 
 class Insertion:
