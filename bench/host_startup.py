@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         scripts = threadify_commands(folder / "venvs", args.before, args.as_is)
         python = str(Path(scripts["threadify"]).parent / "python")
         wasmtime = wasmtime46()
-        lib = ("import ctypes, threadify.host.capi as c" if args.as_is else
+        lib = ("import ctypes, threadify.native.capi as c" if args.as_is else
                "import ctypes; from importlib.machinery import PathFinder as F; import os; "
                "d = F.find_spec('wasmtime').submodule_search_locations[0]; "
                "ctypes.CDLL(os.path.join(d, 'linux-' + os.uname().machine, "

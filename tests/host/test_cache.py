@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.tooling import wat2wasm
-from threadify.host import capi, loading
+from threadify.host import loading
+from threadify.native import cache as native_cache
+from threadify.native import capi
 
 RUN = [sys.executable, "-m", "threadify_cli.run_cmd"]
 
@@ -65,7 +67,7 @@ def test_cached_run_behaves_as_the_first(tmp_path: Path, cache: Path) -> None:
 
 def test_unchanged_file_is_not_read_again(tmp_path: Path, cache: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loading, "SETTLED", -1.0)  # this test's file counts as settled at once
+    monkeypatch.setattr(native_cache, "SETTLED", -1.0)  # this test's file counts as settled at once
     path = tmp_path / "p.wasm"
     path.write_bytes(program(7, "a"))
     assert "a" in export_names(load(path))
@@ -81,7 +83,7 @@ def test_unchanged_file_is_not_read_again(tmp_path: Path, cache: Path,
 def test_module_changed_in_place_is_recompiled(tmp_path: Path, cache: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Same size, same modification time, new content: the change time tells them apart."""
-    monkeypatch.setattr(loading, "SETTLED", -1.0)
+    monkeypatch.setattr(native_cache, "SETTLED", -1.0)
     path = tmp_path / "p.wasm"
     old, new = program(7, "a"), program(9, "b")
     assert len(old) == len(new) and old != new
@@ -119,12 +121,13 @@ def test_corrupt_cache_file_is_replaced(tmp_path: Path, cache: Path) -> None:
 
 def test_key_depends_on_content_and_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     small, other = program(7, "a"), program(9, "a")
-    assert loading._cache_key(small) != loading._cache_key(other)
-    big = small + b"\0" * loading.SMALL_MODULE  # a large module takes the other digest
-    assert loading._cache_key(big).split("-")[0] != loading._cache_key(small).split("-")[0]
-    key = loading._cache_key(small)
-    monkeypatch.setattr(loading, "ENGINE_SETTINGS", "something else")
-    assert loading._cache_key(small) != key
+    assert native_cache._cache_key(small) != native_cache._cache_key(other)
+    big = small + b"\0" * native_cache.SMALL_MODULE  # a large module takes the other digest
+    key_of = native_cache._cache_key
+    assert key_of(big).split("-")[0] != key_of(small).split("-")[0]
+    key = native_cache._cache_key(small)
+    monkeypatch.setattr(native_cache, "ENGINE_SETTINGS", "something else")
+    assert native_cache._cache_key(small) != key
 
 
 def test_module_read_from_a_pipe(tmp_path: Path, cache: Path) -> None:

@@ -1,6 +1,6 @@
 """The host's own C-API declarations agree with wasmtime-py's, and a run imports little.
 
-``threadify.host.capi`` declares the ~45 C functions the host calls over the library that
+``threadify.native.capi`` declares the ~45 C functions the host calls over the library that
 wasmtime-py ships, instead of importing wasmtime-py (~20 ms of start-up). These tests compare
 every declaration with wasmtime-py's own, so a wasmtime-py release that changes the C ABI fails
 here rather than in a run.
@@ -18,7 +18,7 @@ import pytest
 from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 
-from threadify.host import capi
+from threadify.native import capi
 
 # Our structures and the wasmtime-py structures with the same C layout.
 STRUCTS = {

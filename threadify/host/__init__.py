@@ -6,9 +6,10 @@ returns its exit code, leaving the calling process as it was: the run happens in
 process, because ending a run means stopping threads that may be parked where nothing but
 process exit reaches them (see :mod:`threadify.host.termination`).
 
-Modules: :mod:`~threadify.host.capi` (the C functions used, declared over wasmtime-py's library
-so that a run does not import wasmtime-py), :mod:`~threadify.host.loading` (checks, compile
-cache), :mod:`~threadify.host.memory` (the shared memory and the wasmtime-py 50 workaround),
+It runs on :mod:`threadify.native` (wasmtime's C functions, declared over wasmtime-py's library
+so that a run does not import wasmtime-py, and the compiled-module cache). Modules:
+:mod:`~threadify.host.loading` (checks, compilation through the cache),
+:mod:`~threadify.host.memory` (the shared memory and the wasmtime-py 50 workaround),
 :mod:`~threadify.host.linking` (raw host functions), :mod:`~threadify.host.spawning`
 (thread-spawn), :mod:`~threadify.host.wasix` (WASIX threads), :mod:`~threadify.host.wasi`
 (preview1 over one fd table), :mod:`~threadify.host.sandbox` (preopens),

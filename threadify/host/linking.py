@@ -16,10 +16,11 @@ import ctypes
 from collections.abc import Callable
 from typing import Any
 
-from threadify.host import capi, termination
+from threadify.host import termination
 from threadify.host.memory import CURRENT_CALL, GuestFault
 from threadify.host.wasi import M32, PREVIEW1, GuestTrap, Wasi, errno_of
 from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES, implementation
+from threadify.native import capi
 
 Handler = Callable[[Any], int]
 

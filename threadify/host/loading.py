@@ -1,20 +1,7 @@
-"""Loading a program: read, check, compile (once, cached), and describe what it needs.
+"""Loading a program: read, check, compile (once, cached: :mod:`threadify.native.cache`), and
+describe what it needs.
 
-Compiling with Cranelift costs far more than the rest of start-up, so compiled code is cached in
-``~/.cache/threadify/modules`` (``$THREADIFY_CACHE_DIR`` or ``$XDG_CACHE_HOME`` override it),
-keyed by a hash of the module bytes, the wasmtime shared library and the engine settings.
-wasmtime also refuses serialized code from another version or configuration itself, in which case
-we recompile. A cached module is mapped from its file (``wasmtime_module_deserialize_file``), not
-read into Python.
-
-Hashing is the one cost of a cached start that grows with the module (~35 ms for 24 MB), so the
-cache also remembers, per file (device and inode), the size and the modification and change times
-it had when it was hashed: when all of them are unchanged the key is reused and the module is not
-even read. An entry is only written for a file whose times are older than :data:`SETTLED`
-seconds: a file rewritten within one tick of the file system's clock can keep its times, and such
-a file is simply hashed again (the "racily clean" rule of git's index).
-
-Everything here runs on :mod:`threadify.host.capi`, not on wasmtime-py's classes, so that a run
+Everything here runs on :mod:`threadify.native.capi`, not on wasmtime-py's classes, so that a run
 does not pay for importing them (docs/performance.md, "The host"). Every way a module can be unfit
 for this host is reported here, before any thread starts, as a
 :class:`~threadify.errors.ThreadifyError` with a one-line message.
@@ -23,63 +10,19 @@ for this host is reported here, before any thread starts, as a
 from __future__ import annotations
 
 import os
-from ctypes import byref, c_uint8, c_void_p
+from ctypes import byref
 from stat import S_ISREG
 from typing import Any
 
 from threadify.errors import ThreadifyError
-from threadify.host import capi
+from threadify.native import capi
+from threadify.native.cache import Source as Source  # the host's loading API
+from threadify.native.cache import compile_module as compile_module
+from threadify.native.cache import make_engine as make_engine
 
 WASM_MAGIC = b"\0asm"
 CORE_VERSION = b"\x01\0\0\0"
 WASI_MODULE = "wasi_snapshot_preview1"
-ENGINE_SETTINGS = "threads+shared_memory-gc-function_references-exceptions/v2"
-KEY_FORMAT = "v2"
-#: Seconds after its last change from which a file's times identify its content.
-SETTLED = 2.0
-#: Modules up to this size are hashed with BLAKE2b (built in, imported in ~0.2 ms); larger ones
-#: with OpenSSL's SHA-256, which is faster per byte on CPUs with SHA extensions.
-SMALL_MODULE = 1 << 20
-
-
-def cache_dir() -> str:
-    override = os.environ.get("THREADIFY_CACHE_DIR")
-    if override:
-        return override
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "threadify")
-
-
-def make_engine() -> capi.Handle:
-    return capi.engine()
-
-
-class Source:
-    """A module to run: its display name (argv[0] for the guest), and its bytes on demand.
-
-    A file is opened and its header checked at once (so every read error is reported before
-    anything runs), but its body is read only if the compile cache needs it.
-    """
-
-    __slots__ = ("name", "path", "stat", "_data")
-
-    def __init__(self, name: str, data: bytes | None = None, path: str | None = None,
-                 stat: os.stat_result | None = None) -> None:
-        self.name = name
-        self.path = path
-        self.stat = stat
-        self._data = data
-
-    @property
-    def data(self) -> bytes:
-        if self._data is None:
-            assert self.path is not None
-            try:
-                with open(self.path, "rb") as handle:
-                    self._data = handle.read()
-            except OSError as exc:
-                raise ThreadifyError(f"{self.path}: cannot read ({exc.strerror})") from None
-        return self._data
 
 
 def open_module(module: bytes | bytearray | str | os.PathLike[str]) -> Source:
@@ -120,128 +63,6 @@ def read_module(module: bytes | bytearray | str | os.PathLike[str]) -> tuple[byt
     """The module's bytes and a display name (argv[0] for the guest)."""
     source = open_module(module)
     return source.data, source.name
-
-
-def _digest(data: bytes) -> str:
-    if len(data) <= SMALL_MODULE:
-        try:
-            from _blake2 import blake2b
-        except ImportError:  # a Python built without it
-            from hashlib import blake2b
-        return f"b2-{blake2b(data, digest_size=32).hexdigest()}"
-    from hashlib import sha256
-
-    return f"s2-{sha256(data).hexdigest()}"
-
-
-def _engine_id() -> str:
-    """What besides the module decides the compiled code: the library build and the settings."""
-    lib = capi.LIBRARY_PATH
-    try:
-        st = os.stat(lib)
-        lib_id = f"{lib}:{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        lib_id = lib
-    return f"{KEY_FORMAT}|{lib_id}|{ENGINE_SETTINGS}"
-
-
-def _engine_digest() -> str:
-    from _blake2 import blake2b
-
-    return blake2b(_engine_id().encode(), digest_size=8).hexdigest()
-
-
-def _cache_key(data: bytes) -> str:
-    """The cache file's name for ``data``: its digest plus a digest of the engine's identity."""
-    return f"{_digest(data)}-{_engine_digest()}"
-
-
-def _stat_fields(st: os.stat_result) -> str:
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
-
-
-def _stat_entry(modules: str, st: os.stat_result) -> str:
-    return os.path.join(modules, "by-inode", f"{st.st_dev:x}-{st.st_ino:x}")
-
-
-def _known_key(modules: str, source: Source) -> str | None:
-    """The key recorded for this very file, if its size and times still match."""
-    st = source.stat
-    if st is None:
-        return None
-    try:
-        with open(_stat_entry(modules, st), encoding="ascii") as handle:
-            fields, _, key = handle.read().rpartition(" ")
-    except (OSError, ValueError):
-        return None
-    if fields != _stat_fields(st) or key.rpartition("-")[2] != _engine_digest():
-        return None
-    return key
-
-
-def _remember_key(modules: str, source: Source, key: str) -> None:
-    """Record ``key`` for the file, unless the file changed too recently to be told apart."""
-    import time
-
-    st = source.stat
-    if st is None or time.time() - max(st.st_mtime, st.st_ctime) < SETTLED:
-        return
-    _write_atomically(_stat_entry(modules, st), f"{_stat_fields(st)} {key}".encode())
-
-
-def _write_atomically(path: str, data: Any) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs time
-
-
-def compile_module(engine: Any, source: Source | bytes, name: str | None = None) -> capi.Handle:
-    """The compiled module (a ``wasmtime_module_t``), from the cache when possible."""
-    if not isinstance(source, Source):
-        source = Source(name or "main.wasm", data=bytes(source))
-    modules = os.path.join(cache_dir(), "modules")
-    key = _known_key(modules, source)
-    if key is None:
-        key = _cache_key(source.data)
-        _remember_key(modules, source, key)
-    path = os.path.join(modules, key + ".cwasm")
-    out = c_void_p()
-    error = capi.wasmtime_module_deserialize_file(engine.ptr(), path.encode(), byref(out))
-    if not error:
-        return capi.Handle(out.value)
-    capi.error_text(error)  # missing, or stale (another wasmtime build): compile and overwrite
-    data = source.data
-    error = capi.wasmtime_module_new(engine.ptr(), data, len(data), byref(out))
-    if error:
-        first = _first_line(capi.error_text(error))
-        raise ThreadifyError(f"{source.name}: invalid WebAssembly module: {first}") from None
-    module = capi.Handle(out.value)
-    serialized = capi.wasm_byte_vec_t()
-    error = capi.wasmtime_module_serialize(module.ptr(), byref(serialized))
-    if error:
-        capi.error_text(error)  # not cached: only costs time
-        return module
-    with memoryview((c_uint8 * serialized.size).from_address(
-            capi.address(serialized.data))) as view:  # written without a copy
-        _write_atomically(path, view)
-    capi.wasm_byte_vec_delete(byref(serialized))
-    return module
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # wasmtime puts the cause last ("Caused by: ..."); the first line is generic.
-    for line in reversed(lines):
-        if not line.startswith(("Caused by", "Stack backtrace")) and not line[:1].isdigit():
-            return line
-    return lines[0] if lines else text
 
 
 class MemoryImport:

@@ -27,7 +27,7 @@ import struct
 import threading
 from typing import Any
 
-from threadify.host import capi
+from threadify.native import capi
 
 PAGE = 65536
 

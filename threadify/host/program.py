@@ -22,10 +22,12 @@ from ctypes import byref, c_void_p
 from typing import Any, NoReturn
 
 from threadify.errors import ThreadifyError
-from threadify.host import DEFAULT_MAX_THREADS, capi, loading, termination
+from threadify.host import DEFAULT_MAX_THREADS, loading, termination
 from threadify.host.linking import define, define_wasi
 from threadify.host.memory import CallerMemory, SharedLinearMemory, StoreMemory
 from threadify.host.sandbox import Preopen
+from threadify.native import capi
+from threadify.native.cache import first_line
 
 
 def parse_env(items: Sequence[str]) -> list[tuple[str, str]]:
@@ -81,7 +83,7 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
                                                         byref(pre)))
     except capi.NativeError as exc:  # e.g. one name imported with two memory types
         raise ThreadifyError(f"{name}: cannot link the module's imports: "
-                             f"{loading._first_line(str(exc))}") from None
+                             f"{first_line(str(exc))}") from None
     instance_pre = capi.Handle(pre.value)
     spawner.use(instance_pre)
     # a plain program's memories belong to the scratch store: the main instance lives there too
@@ -129,7 +131,7 @@ def _link_memories(engine: Any, linker: Any, context: Any, shape: loading.Progra
                 created.append(plain)
         except Exception as exc:  # noqa: BLE001 - wasmtime's reason, one line
             raise ThreadifyError(f"{name}: cannot create the memory {imp.module}.{imp.name}: "
-                                 f"{loading._first_line(str(exc))}") from None
+                                 f"{first_line(str(exc))}") from None
     if shape.threaded:
         assert isinstance(created[0], SharedLinearMemory)
         return created[0]

@@ -28,7 +28,8 @@ import sys
 import threading
 from typing import Any
 
-from threadify.host import capi, termination
+from threadify.host import termination
+from threadify.native import capi
 
 TID_LIMIT = 1 << 29
 SPAWN_FAILED = -1

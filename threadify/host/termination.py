@@ -67,7 +67,7 @@ def describe_trap(trap_ptr: Any) -> str:
     raised on purpose by a named function (such as ``threadify_stack_overflow``) then says what
     happened, and where, on the one line the user sees."""
     try:
-        from threadify.host import capi
+        from threadify.native import capi
 
         message = capi.trap_text(trap_ptr)
     except Exception:  # noqa: BLE001 - describing must never fail
@@ -78,7 +78,7 @@ def describe_trap(trap_ptr: Any) -> str:
 def _where(trap_ptr: Any) -> str:
     """`` in NAME[, called from CALLER]`` from the trap's first two frames, or ``""``."""
     try:
-        from threadify.host import capi
+        from threadify.native import capi
 
         names = capi.trap_function_names(trap_ptr, 2)
     except Exception:  # noqa: BLE001 - a missing backtrace only loses detail
@@ -93,7 +93,7 @@ def _where(trap_ptr: Any) -> str:
 
 def describe_error(error_ptr: Any) -> str:
     try:
-        from threadify.host import capi
+        from threadify.native import capi
 
         message = capi.error_text(error_ptr)
     except Exception:  # noqa: BLE001

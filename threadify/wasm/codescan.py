@@ -90,14 +90,14 @@ _lock = threading.Lock()
 @lru_cache(maxsize=1)
 def _compiled_once() -> tuple[Any, Any] | None:
     """The engine and the compiled scanner, through the C API declared in
-    :mod:`threadify.host.capi` (importing wasmtime-py's classes would cost ~20 ms of CPU
+    :mod:`threadify.native.capi` (importing wasmtime-py's classes would cost ~20 ms of CPU
     before anything runs). The compiled code comes from threadify's module cache (mapped from
-    its file, not compiled by Cranelift again: :mod:`threadify.host.loading`)."""
+    its file, not compiled by Cranelift again: :mod:`threadify.native.cache`)."""
     try:
-        from threadify.host import capi, loading
+        from threadify.native import cache, capi
 
-        engine = loading.make_engine()
-        module = loading.compile_module(engine, WASM.read_bytes(), WASM.name)
+        engine = cache.make_engine()
+        module = cache.compile_module(engine, WASM.read_bytes(), WASM.name)
         linker = capi.Handle(capi.wasmtime_linker_new(engine.ptr()))  # no imports
         pre = ctypes.c_void_p()
         capi.check(capi.wasmtime_linker_instantiate_pre(linker.ptr(), module.ptr(),
@@ -117,7 +117,7 @@ class _Scanner:
     memory. The store is freed with this object: views of its memory keep it alive."""
 
     def __init__(self, engine: Any, pre: Any, size: int) -> None:
-        from threadify.host import capi
+        from threadify.native import capi
 
         self._capi = capi
         self.size = size
