@@ -115,10 +115,11 @@ def test_thread_started_before_the_first_malloc_loses_its_block(tmp_path: Path) 
     first call, every page up to ``memory.size`` — a thread block grown before that included.
     ``fixtures/wasilibc/early.c`` (``int main(void)``: nothing allocated before main) starts a
     thread, then allocates 512 KiB: the heap overwrites the thread block's header, and the
-    canary check traps when the thread ends."""
+    canary check traps when the thread ends (the program waits for that end before it exits,
+    so the trap is certain)."""
     proc = run("threadify", _transformed("early.wasm", tmp_path), [])
     assert proc.returncode != 0, proc.stdout
-    assert "threadify_stack_overflow" in proc.stderr or "CORRUPTED" in proc.stdout, proc.stderr
+    assert "threadify_stack_overflow" in proc.stderr, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("host", ["threadify", "wasmtime-46.0.1"])
