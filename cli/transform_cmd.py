@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from threadify.errors import ThreadifyError
 
@@ -63,7 +63,7 @@ def transform(args: TransformArgs) -> None:
             result.check()
             verified = verify_output(result.output).as_dict()
     except ThreadifyError as error:
-        fail(error.problem, error.fix_for(option_flag))
+        _reject(error)
     except RecursionError:
         fail("the module is nested too deeply to process")
     except MemoryError:
@@ -73,7 +73,7 @@ def transform(args: TransformArgs) -> None:
         try:
             result.check()
         except ThreadifyError as error:
-            fail(error.problem, error.fix_for(option_flag))
+            _reject(error)
 
     chunks = result.chunks()
     write_output(args.output, chunks, before_commit=check)
@@ -92,6 +92,12 @@ def transform(args: TransformArgs) -> None:
             note = ", verified" if verified else ""
             _echo(f"{args.input}: class {result.verdict} -> {args.output} "
                   f"({len(result.changes)} changes{note})", err=True)
+
+
+def _reject(error: ThreadifyError) -> NoReturn:
+    """Report a rejection the one way, with its hint naming our flags (``--max-memory 256MiB``),
+    whether it comes from the rewrite or from the check just before the output is committed."""
+    fail(error.problem, error.fix_for(option_flag))
 
 
 def _echo(text: str, err: bool = False) -> None:
