@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from threadify.wasm.opcodes import PREFIXES, SINGLE
+from threadify.wasm.reader import uleb32_at
 from threadify.wasm.writer import uleb
 
 WASM = Path(__file__).with_name("codescan.wasm")
@@ -394,16 +395,9 @@ def _halves(source: Any, start: int, end: int) -> tuple[bytes, int, int, int] | 
             if second < 0x80:
                 pos += 2 + ((byte & 0x7F) | second << 7)
                 continue
-        size = shift = 0
-        while True:
-            if pos >= end or shift > 28:
-                return None
-            byte = source[pos]
-            pos += 1
-            size |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
+        size, pos = uleb32_at(source, pos, end)
+        if size < 0:
+            return None
         pos += size
     return None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from threadify.errors import WasmDecodeError
-from threadify.wasm.reader import Reader
+from threadify.wasm.reader import Reader, uleb32_at
 from threadify.wasm.writer import name, uleb
 
 MODULE, FUNCTIONS, LOCALS, GLOBALS, DATA = 0, 1, 2, 7, 9
@@ -44,47 +44,24 @@ def _walk_namemap(data: bytes, wanted: bytes) -> int | None | object:
     """The index named ``wanted`` (UTF-8) in the raw name map ``data``, or None; ``_UNSET`` when
     the map is malformed before the match (the caller re-reads it to report where).
 
-    An inline walk over ``bytes``: a Reader call per field costs several times more, and the
-    function map of a large program is walked whenever lld's name is in it. Every name before
-    the match is checked to be UTF-8, as :meth:`Reader.name` would.
+    A walk over ``bytes`` with :func:`uleb32_at`: a Reader call per field costs several times
+    more, and the function map of a large program is walked whenever lld's name is in it. Every
+    name before the match is checked to be UTF-8, as :meth:`Reader.name` would.
     """
     end = len(data)
-    pos = count = shift = 0
-    while True:  # the map's length
-        if pos >= end or pos >= 5:
-            return _UNSET
-        byte = data[pos]
-        pos += 1
-        count |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            break
-    if count >> 32 or count * 2 > end - pos:
+    count, pos = uleb32_at(data, 0, end)
+    if count < 0 or count >> 32 or count * 2 > end - pos:
         return _UNSET
     for _ in range(count):
-        start = pos
-        index = shift = 0
-        while True:
-            if pos >= end or pos - start >= 5:
-                return _UNSET
-            byte = data[pos]
+        index, pos = uleb32_at(data, pos, end)
+        if index < 0:
+            return _UNSET
+        if pos < end and data[pos] < 0x80:  # names are almost always under 128 bytes
+            size = data[pos]
             pos += 1
-            index |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        start = pos
-        size = shift = 0
-        while True:
-            if pos >= end or pos - start >= 5:
-                return _UNSET
-            byte = data[pos]
-            pos += 1
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        if index >> 32 or size >> 32 or size > end - pos:
+        else:
+            size, pos = uleb32_at(data, pos, end)
+        if size < 0 or index >> 32 or size >> 32 or size > end - pos:
             return _UNSET
         text = data[pos:pos + size]
         pos += size

@@ -12,6 +12,27 @@ from __future__ import annotations
 from threadify.errors import WasmDecodeError
 
 
+def uleb32_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The unsigned LEB128 of at most 5 bytes at ``data[pos]`` and the position after it, or
+    ``(-1, pos)`` when it runs past ``end`` or past 5 bytes; whether the value fits in 32 bits
+    is left to the caller.
+
+    For hot loops over raw ``bytes`` that cannot afford a :class:`Reader` call per field: on
+    ``-1`` they fall back to a Reader, which reports where the input is malformed.
+    """
+    start = pos
+    value = shift = 0
+    while True:
+        if pos >= end or pos - start >= 5:
+            return -1, pos
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
 class Reader:
     """A cursor over ``data[pos:end]``; ``base`` is the absolute module offset of ``data[0]``.
 
