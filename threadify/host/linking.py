@@ -28,14 +28,10 @@ Handler = Callable[[Any], int]
 _HANDLERS: list[Handler | None] = [None]
 
 
-def _trap(message: str) -> int:
-    raw = message.encode(errors="replace")
-    return int(capi.wasmtime_trap_new(raw, len(raw)) or 0)
-
-
 def trap_pointer(message: str) -> int:
     """A new wasm trap carrying ``message``: what a host function returns to trap its caller."""
-    return _trap(message)
+    raw = message.encode(errors="replace")
+    return int(capi.wasmtime_trap_new(raw, len(raw)) or 0)
 
 
 @capi.callback_t  # type: ignore[untyped-decorator]
@@ -49,7 +45,7 @@ def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
         return handler(args)
     except BaseException as exc:  # noqa: BLE001 - nothing may unwind into wasmtime
         try:
-            return _trap(f"host error: {type(exc).__name__}: {exc}")
+            return trap_pointer(f"host error: {type(exc).__name__}: {exc}")
         except BaseException:  # noqa: BLE001
             return 0
     finally:
@@ -108,26 +104,33 @@ def memoryless_handler(name: str) -> Handler:
     return handler
 
 
-def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1) -> Handler:
+def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1, *,
+                 served_as: str | None = None,
+                 guest_errno: Callable[[Exception], int] | None = None) -> Handler:
     """Adapt WASI function ``module``.``name`` to the raw calling convention.
 
     A :class:`~threadify.host.wasi.GuestTrap` (bad pointer, argument outside its type) ends the
-    run with exit code 1, as the wasmtime CLI ends it for the same calls.
+    run with exit code 1, as the wasmtime CLI ends it for the same calls — unless
+    ``guest_errno`` turns it into an errno (WASIX serves the same implementation under
+    ``served_as``, answering as Wasmer does: :mod:`threadify.host.wasix`).
     """
     impl = implementation(wasi, module, name)
     spec = [(i, kind == "I") for i, kind in enumerate(WASI_MODULES[module][name])]
     has_result = name not in NO_RESULT
+    where = f"{served_as}.{name}" if served_as else name
 
     def handler(args: Any) -> int:
         values = [args[i].i64 if wide else args[i].i32 & M32 for i, wide in spec]
         try:
             result = impl(*values)
         except (GuestTrap, GuestFault) as exc:
-            termination.end_run(termination.EXIT_HOST_ERROR, f"{module}.{name}: {exc}")
+            if guest_errno is None:
+                termination.end_run(termination.EXIT_HOST_ERROR, f"{module}.{name}: {exc}")
+            result = guest_errno(exc)
         except Exception as exc:  # noqa: BLE001 - translated, never re-raised into wasm
             code = errno_of(exc)
             if code is None:
-                return _trap(f"host error in {name}: {type(exc).__name__}: {exc}")
+                return trap_pointer(f"host error in {where}: {type(exc).__name__}: {exc}")
             result = code
         if has_result:
             args[0].i32 = result

@@ -125,6 +125,11 @@ class GuestTrap(Exception):
     """
 
 
+class GuestMisaligned(GuestTrap):
+    """A misaligned pointer: a :class:`GuestTrap` that Wasmer's WASIX answers differently
+    (``UNKNOWN`` rather than ``MEMVIOLATION``, :mod:`threadify.host.wasix`)."""
+
+
 def _filetype(mode: int) -> int:
     if S.S_ISREG(mode):
         return FT_FILE
@@ -321,7 +326,7 @@ class Wasi:
 
     def _write(self, ptr: int, data: bytes, align: int = 1) -> None:
         if ptr % align:
-            raise GuestTrap(f"pointer not aligned to {align}: {ptr:#x}")
+            raise GuestMisaligned(f"pointer not aligned to {align}: {ptr:#x}")
         try:
             self.mem.write(ptr, data)
         except GuestFault as exc:
@@ -335,7 +340,7 @@ class Wasi:
 
     def _array(self, ptr: int, count: int, size: int, align: int) -> bytes:
         if ptr % align:
-            raise GuestTrap(f"pointer not aligned to {align}: {ptr:#x}")
+            raise GuestMisaligned(f"pointer not aligned to {align}: {ptr:#x}")
         return self._read(ptr, count * size)
 
     def _first_buffer(self, iovs: int, count: int) -> tuple[int, int]:

@@ -43,12 +43,12 @@ import time
 from typing import Any
 
 from threadify.host import termination
-from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer
+from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer, wasi_handler
 from threadify.host.memory import GuestFault, MemoryMissing
 from threadify.host.spawning import THREAD, Refusal
+from threadify.host.wasi import M32, M64, NO_RESULT, SIGNATURES, GuestMisaligned
 
 WASIX_MODULE = "wasix_32v1"
-PREVIEW1 = "wasi_snapshot_preview1"
 
 ESUCCESS = 0
 EAGAIN = 6
@@ -58,8 +58,6 @@ EUNKNOWN = 79  # what Wasmer answers for a misaligned pointer
 
 THREAD_START_SIZE = 64
 MAIN_TID = 1
-M32 = 0xFFFFFFFF
-M64 = 0xFFFFFFFFFFFFFFFF  # WASIX timestamps are u64
 
 #: The calls implemented here (the others are preview1's): name -> (parameter kinds, result
 #: kinds); 'i' = i32, 'I' = i64.
@@ -84,8 +82,6 @@ def wasix_signature(name: str) -> tuple[str, str] | None:
     """The wasm32 type of ``wasix_32v1.<name>`` as this host provides it, or ``None``."""
     if name in CALLS:
         return CALLS[name]
-    from threadify.host.wasi import NO_RESULT, SIGNATURES
-
     params = SIGNATURES.get(name)
     if params is None:
         return None
@@ -251,8 +247,8 @@ def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner:
         if name not in CALLS:  # a preview1 function: the same implementation
             params, results = wasix_signature(name) or ("", "")
             define(linker, WASIX_MODULE, name, params, results,
-                   _preview1_handler(wasi, name, params, results) if has_memory
-                   else memoryless_handler(name))
+                   wasi_handler(wasi, name, served_as=WASIX_MODULE, guest_errno=_guest_errno)
+                   if has_memory else memoryless_handler(name))
             continue
         params, results = CALLS[name]
         impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
@@ -286,31 +282,8 @@ def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
     return handler
 
 
-def _preview1_handler(wasi: Any, name: str, params: str, results: str) -> Handler:
-    """A preview1 function under ``wasix_32v1``: the preview1 implementation, with Wasmer's
-    answer to a bad pointer or argument — ``MEMVIOLATION`` — where preview1 (as wasmtime's)
-    ends the run."""
-    from threadify.host.wasi import GuestTrap, errno_of
-    from threadify.host.wasi_snapshots import implementation
-
-    impl = implementation(wasi, PREVIEW1, name)
-    wide = [kind == "I" for kind in params]
-
-    def handler(args: Any) -> int:
-        values = [args[i].i64 if w else args[i].i32 & M32 for i, w in enumerate(wide)]
-        try:
-            result = impl(*values)
-        except (GuestTrap, GuestFault) as exc:
-            # Wasmer: out of bounds is MEMVIOLATION, a misaligned pointer UNKNOWN
-            result = EUNKNOWN if str(exc).startswith("pointer not aligned") else EMEMVIOLATION
-        except Exception as exc:  # noqa: BLE001 - translated, never re-raised into wasm
-            code = errno_of(exc)
-            if code is None:
-                return trap_pointer(f"host error in {WASIX_MODULE}.{name}: "
-                                    f"{type(exc).__name__}: {exc}")
-            result = code
-        if results:
-            args[0].i32 = result
-        return 0
-
-    return handler
+def _guest_errno(exc: Exception) -> int:
+    """Wasmer's answer to a bad pointer or argument of a preview1 function under
+    ``wasix_32v1``, where preview1 (as wasmtime's) ends the run: out of bounds is
+    ``MEMVIOLATION``, a misaligned pointer ``UNKNOWN``."""
+    return EUNKNOWN if isinstance(exc, GuestMisaligned) else EMEMVIOLATION
