@@ -55,9 +55,11 @@ class MemoryMissing(Exception):
 CURRENT_CALL = threading.local()
 
 
-def _name_buf(text: str) -> tuple[Any, int]:
-    data = text.encode()
-    return ctypes.create_string_buffer(data), len(data)
+def _define_extern(linker: Any, context: Any, module: str, name: str, ext: Any) -> None:
+    """Define ``ext`` (a ``wasmtime_extern_t``) in ``linker`` under ``module``.``name``."""
+    mod_raw, name_raw = module.encode(), name.encode()
+    capi.check(capi.wasmtime_linker_define(linker.ptr(), context, mod_raw, len(mod_raw),
+                                           name_raw, len(name_raw), ctypes.byref(ext)))
 
 
 class SharedLinearMemory:
@@ -97,11 +99,7 @@ class SharedLinearMemory:
         The C API wants a store context even though a shared memory belongs to no store; any
         store of the engine will do.
         """
-        mod_buf, mod_len = _name_buf(module)
-        name_buf, name_len = _name_buf(name)
-        ext = self.as_extern()
-        capi.check(capi.wasmtime_linker_define(linker.ptr(), store_context, mod_buf, mod_len,
-                                               name_buf, name_len, ctypes.byref(ext)))
+        _define_extern(linker, store_context, module, name, self.as_extern())
 
     # -- bounds-checked access (callers turn GuestFault into EFAULT) ------------------------
 
@@ -211,7 +209,6 @@ class CallerMemory(SharedLinearMemory):
             raise GuestFault(f"{ptr:#x}+{length}")
 
 
-
 class StoreMemory:
     """An ordinary (non-shared) memory, created in one store for a single-threaded program."""
 
@@ -225,13 +222,10 @@ class StoreMemory:
 
     def define_in(self, linker: Any, module: str, name: str) -> None:
         """Define this memory in ``linker`` under ``module``.``name``."""
-        mod_buf, mod_len = _name_buf(module)
-        name_buf, name_len = _name_buf(name)
         ext = capi.wasmtime_extern_t()
         ext.kind = capi.EXTERN_MEMORY
         ext.of.memory = self.memory
-        capi.check(capi.wasmtime_linker_define(linker.ptr(), self.context, mod_buf, mod_len,
-                                               name_buf, name_len, ctypes.byref(ext)))
+        _define_extern(linker, self.context, module, name, ext)
 
     def data(self) -> tuple[int, int]:
         """Base address and size now (both change when the memory grows)."""
