@@ -19,7 +19,7 @@ from typing import Any
 from threadify.host import termination
 from threadify.host.memory import CURRENT_CALL, GuestFault
 from threadify.host.wasi import M32, PREVIEW1, GuestTrap, Wasi, errno_of
-from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES, implementation
+from threadify.host.wasi_snapshots import implementation, signature
 from threadify.native import capi
 
 Handler = Callable[[Any], int]
@@ -115,8 +115,9 @@ def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1, *,
     ``served_as``, answering as Wasmer does: :mod:`threadify.host.wasix`).
     """
     impl = implementation(wasi, module, name)
-    spec = [(i, kind == "I") for i, kind in enumerate(WASI_MODULES[module][name])]
-    has_result = name not in NO_RESULT
+    params, results = signature(module, name) or ("", "")
+    spec = [(i, kind == "I") for i, kind in enumerate(params)]
+    has_result = bool(results)
     where = f"{served_as}.{name}" if served_as else name
 
     def handler(args: Any) -> int:
@@ -142,5 +143,5 @@ def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1, *,
 def define_wasi(linker: Any, wasi: Wasi, imports: list[tuple[str, str]]) -> None:
     """Define each imported WASI function once (a module may import one name twice)."""
     for module, name in dict.fromkeys(imports):
-        define(linker, module, name, WASI_MODULES[module][name],
-               "" if name in NO_RESULT else "i", wasi_handler(wasi, name, module))
+        params, results = signature(module, name) or ("", "")
+        define(linker, module, name, params, results, wasi_handler(wasi, name, module))

@@ -182,7 +182,8 @@ def _exports(module: Any) -> dict[str, tuple[int, tuple[str, str] | None]]:
 
 
 def describe(module: Any, name: str) -> ProgramShape:
-    from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES
+    from threadify.host.wasi_snapshots import WASI_MODULES
+    from threadify.host.wasi_snapshots import signature as wasi_signature
     from threadify.host.wasix import WASIX_MODULE, wasix_signature
 
     memories: dict[tuple[str, str], MemoryImport] = {}
@@ -194,12 +195,12 @@ def describe(module: Any, name: str) -> ProgramShape:
         if kind == capi.WASM_EXTERN_MEMORY:
             memories.setdefault((imp_module, field), MemoryImport(imp_module, field, ty))
         elif kind == capi.WASM_EXTERN_FUNC and imp_module in WASI_MODULES:
-            want = WASI_MODULES[imp_module].get(field)
+            want = wasi_signature(imp_module, field)
             if want is None:
                 raise ThreadifyError(f"{name}: imports unknown WASI function {where}",
                                      "this host implements wasi_snapshot_preview1 and "
                                      "wasi_unstable")
-            if ty != (want, "" if field in NO_RESULT else "i"):
+            if ty != want:
                 raise ThreadifyError(f"{name}: import {where} has the wrong type")
             wasi_imports[(imp_module, field)] = None
         elif kind == capi.WASM_EXTERN_FUNC and imp_module == WASIX_MODULE:

@@ -141,8 +141,8 @@ def _link_memories(engine: Any, linker: Any, context: Any, shape: loading.Progra
 def _define_wasi_without_memory(linker: Any, imports: list[tuple[str, str]]) -> None:
     """WASI for a module with no memory WASI could use: every call ends the run (exit 1)."""
     from threadify.host.linking import memoryless_handler
-    from threadify.host.wasi_snapshots import NO_RESULT, WASI_MODULES
+    from threadify.host.wasi_snapshots import signature
 
     for module, wasi_name in dict.fromkeys(imports):
-        define(linker, module, wasi_name, WASI_MODULES[module][wasi_name],
-               "" if wasi_name in NO_RESULT else "i", memoryless_handler(wasi_name))
+        params, results = signature(module, wasi_name) or ("", "")
+        define(linker, module, wasi_name, params, results, memoryless_handler(wasi_name))

@@ -18,7 +18,17 @@ WASI_MODULES: dict[str, dict[str, str]] = {
     wasi_unstable.MODULE: wasi_unstable.P0_SIGNATURES,
 }
 
-__all__ = ["NO_RESULT", "WASI_MODULES", "implementation"]
+__all__ = ["NO_RESULT", "WASI_MODULES", "implementation", "signature"]
+
+
+def signature(module: str, name: str) -> tuple[str, str] | None:
+    """The wasm type of import ``module``.``name`` as (parameter kinds, result kinds), or
+    ``None`` when this host has no such WASI function: what loading checks an import against
+    and linking defines it with."""
+    params = WASI_MODULES.get(module, {}).get(name)
+    if params is None:
+        return None
+    return params, "" if name in NO_RESULT else "i"
 
 
 def implementation(wasi: Wasi, module: str, name: str) -> Callable[..., Any]:

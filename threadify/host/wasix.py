@@ -46,7 +46,8 @@ from threadify.host import termination
 from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer, wasi_handler
 from threadify.host.memory import GuestFault, MemoryMissing
 from threadify.host.spawning import THREAD, Refusal
-from threadify.host.wasi import M32, M64, NO_RESULT, SIGNATURES, GuestMisaligned
+from threadify.host.wasi import M32, M64, PREVIEW1, GuestMisaligned
+from threadify.host.wasi_snapshots import signature
 
 WASIX_MODULE = "wasix_32v1"
 
@@ -82,10 +83,7 @@ def wasix_signature(name: str) -> tuple[str, str] | None:
     """The wasm32 type of ``wasix_32v1.<name>`` as this host provides it, or ``None``."""
     if name in CALLS:
         return CALLS[name]
-    params = SIGNATURES.get(name)
-    if params is None:
-        return None
-    return params, "" if name in NO_RESULT else "i"
+    return signature(PREVIEW1, name)
 
 
 def parallelism() -> int:
