@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
-from threadify.linker import const_i32
-from threadify.passes.memory import share_memory
+from threadify.passes.memory import place_control_block, share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
 from threadify.validation import BackgroundValidation, validated_by_default
 from threadify.wasm import ExternKind, GlobalType, Module
 from threadify.wasm.module import is_mapped
-from threadify.wasm.opcodes import BY_NAME
-from threadify.wasm.writer import sleb
 
 if TYPE_CHECKING:
     import mmap
@@ -166,35 +163,6 @@ def run(data: bytes | mmap.mmap, options: Options | None = None,
     return _rewrite(module, analysis, options, data, validation)
 
 
-I32_CONST = BY_NAME["i32.const"][0]
-END = BY_NAME["end"][0]
-
-
-def _place_control_block(module: Module, stack_pointer: int, initial_end: int) -> tuple[int,
-                                                                                        int]:
-    """Where threadify's control block goes, and the lowest address a thread block can get.
-
-    The control block takes the top :data:`~threadify.abi.CONTROL_BYTES` of the linker's stack:
-    the stack pointer's initial value is lowered by that much, so the block lies inside the
-    initial memory, below ``__heap_base`` and outside every data segment. A page grown past the
-    initial memory for it would be taken by an allocator that claims everything up to
-    ``memory.size`` at its first call (wasi-libc of 2022 does), and the program's allocations
-    would overwrite it (docs/abi.md, "Memory layout"). Thread blocks then start at the initial
-    memory's end. When the stack pointer's initial value is not a usable constant (not lld's
-    layout), the block gets its own page past the initial memory, as the fallback.
-    """
-    first = module.num_imported(ExternKind.GLOBAL)
-    local = stack_pointer - first
-    top = const_i32(module.globals[local].init) if local >= 0 else None
-    if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % 16:
-        return initial_end, initial_end + abi.CONTROL_PAGES * abi.PAGE
-    control = top - abi.CONTROL_BYTES
-    glob = module.globals[local]
-    signed = control - (1 << 32) if control >= 1 << 31 else control
-    module.globals[local] = type(glob)(glob.type, I32_CONST + sleb(signed) + END)
-    return control, initial_end
-
-
 def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes | mmap.mmap,
              validation: BackgroundValidation | None) -> Result:
     memory, syms = analysis.memory, analysis.symbols
@@ -203,7 +171,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
 
     layout = abi.BlockLayout(options.stack_size, analysis.tls_size, analysis.tls_align)
     control = memory.type.min * abi.PAGE
-    control, blocks_from = _place_control_block(module, syms.stack_pointer.index, control)
+    control, blocks_from = place_control_block(module, syms.stack_pointer.index, control)
     max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
     effective_max = max_pages if max_pages is not None else (
         memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)

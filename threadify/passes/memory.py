@@ -4,6 +4,7 @@ WASI-threads hosts instantiate the module once per thread with the *same* memory
 can only do if the module imports it; WASI itself needs it exported as ``memory``. A defined
 memory becomes the import ``env.memory``; an imported one keeps its module and name. A shared
 memory needs a maximum: the input's is kept, or ``max_pages`` is used when it has none.
+:func:`place_control_block` decides where threadify's own control block lives in that memory.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from threadify import abi
+from threadify.linker import const_i32
 from threadify.wasm import Export, ExternKind, Import, MemoryType, Module
+from threadify.wasm.opcodes import BY_NAME
+from threadify.wasm.writer import sleb
 
 
 def share_memory(module: Module, max_pages: int | None, default_max_pages: int) -> list[str]:
@@ -53,3 +57,32 @@ def _shared(memory: MemoryType, max_pages: int | None, default_max_pages: int,
     if not memory.shared:
         changes.append("memory made shared")
     return replace(memory, shared=True, max=new_max)
+
+
+I32_CONST = BY_NAME["i32.const"][0]
+END = BY_NAME["end"][0]
+
+
+def place_control_block(module: Module, stack_pointer: int,
+                        initial_end: int) -> tuple[int, int]:
+    """Where threadify's control block goes, and the lowest address a thread block can get.
+
+    The control block takes the top :data:`~threadify.abi.CONTROL_BYTES` of the linker's stack:
+    the stack pointer's initial value is lowered by that much, so the block lies inside the
+    initial memory, below ``__heap_base`` and outside every data segment. A page grown past the
+    initial memory for it would be taken by an allocator that claims everything up to
+    ``memory.size`` at its first call (wasi-libc of 2022 does), and the program's allocations
+    would overwrite it (docs/abi.md, "Memory layout"). Thread blocks then start at the initial
+    memory's end. When the stack pointer's initial value is not a usable constant (not lld's
+    layout), the block gets its own page past the initial memory, as the fallback.
+    """
+    first = module.num_imported(ExternKind.GLOBAL)
+    local = stack_pointer - first
+    top = const_i32(module.globals[local].init) if local >= 0 else None
+    if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % 16:
+        return initial_end, initial_end + abi.CONTROL_PAGES * abi.PAGE
+    control = top - abi.CONTROL_BYTES
+    glob = module.globals[local]
+    signed = control - (1 << 32) if control >= 1 << 31 else control
+    module.globals[local] = type(glob)(glob.type, I32_CONST + sleb(signed) + END)
+    return control, initial_end
