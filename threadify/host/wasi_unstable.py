@@ -104,20 +104,14 @@ class Preview0:
         _check_bits(inheriting, RIGHTS_MASK, "rights")
         return self.wasi.fd_fdstat_set_rights(fd, base, inheriting)
 
-    @staticmethod
-    def _unsupported(name: str) -> Callable[..., int]:
-        def call(*_args: int) -> int:
-            raise GuestTrap(f"{name} unsupported")
-        return call
+    def sock_recv(self, *_args: int) -> int:
+        raise GuestTrap("sock_recv unsupported")
 
-    def sock_recv(self, *args: int) -> int:
-        return self._unsupported("sock_recv")(*args)
+    def sock_send(self, *_args: int) -> int:
+        raise GuestTrap("sock_send unsupported")
 
-    def sock_send(self, *args: int) -> int:
-        return self._unsupported("sock_send")(*args)
-
-    def sock_shutdown(self, *args: int) -> int:
-        return self._unsupported("sock_shutdown")(*args)
+    def sock_shutdown(self, *_args: int) -> int:
+        raise GuestTrap("sock_shutdown unsupported")
 
 
 def implementation(wasi: Wasi, name: str) -> Callable[..., Any]:
