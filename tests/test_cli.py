@@ -30,7 +30,7 @@ from cli.parsing import (
     option_flag,
     parse,
 )
-from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid
+from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid, imports_added_by
 from threadify import Suggestion, __version__
 
 CLASS_B = FIXTURES / "c/wasm/tls.nonshared.wasm"
@@ -425,21 +425,18 @@ def test_usual_command_lines_import_only_what_they_need(tmp_path: Path) -> None:
     """The start-up budget: no command-line framework; the transform does not load the host,
     and ``run`` (parsed, then the host's program runner) neither loads the transform nor
     ``dataclasses`` (~6 ms)."""
-    show = "print(' '.join(sorted(sys.modules)), file=sys.stderr)"
     out = tmp_path / "o.wasm"
-    transform = subprocess.run(
-        [sys.executable, "-c", f"import sys\nfrom threadify_cli.main import main\n"
-         f"main(sys.argv[1:])\n{show}", str(CLASS_B), "-o", str(out), "-q"],
-        capture_output=True, timeout=120, text=True)
-    loaded = set(transform.stderr.split())
-    assert "threadify.pipeline" in loaded and out.exists(), transform.stderr
+    loaded = imports_added_by("from threadify_cli.main import main\nmain(sys.argv[1:])",
+                              [str(CLASS_B), "-o", str(out), "-q"],
+                              watched=["typer", "click", "argparse"])
+    assert "threadify.pipeline" in loaded and out.exists(), loaded
     assert not loaded & {"typer", "click", "argparse", "threadify.host.program"}
-    run = subprocess.run(
-        [sys.executable, "-c", f"import sys\nfrom threadify_cli import options, parsing\n"
-         f"import threadify.host.program\nparsing.parse(options.RUN, sys.argv[1:])\n{show}",
-         "x.wasm", "--dir", ".", "--", "-v"], capture_output=True, timeout=120, text=True)
-    loaded = set(run.stderr.split())
-    assert "threadify_cli.parsing" in loaded, run.stderr
+    loaded = imports_added_by("from threadify_cli import options, parsing\n"
+                              "import threadify.host.program\n"
+                              "parsing.parse(options.RUN, sys.argv[1:])",
+                              ["x.wasm", "--dir", ".", "--", "-v"],
+                              watched=["typer", "click", "argparse", "dataclasses"])
+    assert "threadify_cli.parsing" in loaded, loaded
     assert not loaded & {"typer", "click", "argparse", "threadify.pipeline",
                          "threadify.classify", "dataclasses"}
 

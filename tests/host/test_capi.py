@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 
+from tests.tooling import imports_added_by
 from threadify.native import capi
 
 # Our structures and the wasmtime-py structures with the same C layout.
@@ -129,13 +128,13 @@ def test_errors_and_traps_read_as_wasmtime_py_reads_them() -> None:
 
 def test_a_run_imports_neither_wasmtime_py_nor_slow_modules() -> None:
     """What ``threadify run`` imports before the program starts (docs/performance.md)."""
-    probe = ("import sys; import threadify_cli.main, threadify_cli.run_cmd; "
-             "import threadify.host.program, threadify.host.spawning; "
-             "print(' '.join(sorted(sys.modules)))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True, env=env, cwd="/").stdout.split()
-    loaded = {name.split(".")[0] for name in out}
-    for slow in ("wasmtime", "dataclasses", "inspect", "hashlib", "_hashlib", "tempfile",
-                 "platform", "json", "subprocess", "argparse", "typer"):
+    slow_modules = ("wasmtime", "dataclasses", "inspect", "hashlib", "_hashlib", "tempfile",
+                    "platform", "json", "subprocess", "argparse", "typer")
+    added = imports_added_by("import threadify_cli.main, threadify_cli.run_cmd\n"
+                             "import threadify.host.program, threadify.host.spawning",
+                             watched=slow_modules, cwd="/", env=env)
+    assert "threadify.host.program" in added
+    loaded = {name.split(".")[0] for name in added}
+    for slow in slow_modules:
         assert slow not in loaded, f"{slow} is imported on the way to running a program"
