@@ -28,6 +28,8 @@ def read_input(path: str) -> bytes:
     """The bytes of ``path`` (``-``: standard input); an unreadable path fails cleanly."""
     if path == "-":
         return sys.stdin.buffer.read()
+    if not path:
+        fail("the input file name is empty", "give the .wasm file to read")
     try:
         if os.path.isdir(path):
             fail(f"{path} is a directory, not a .wasm file")
@@ -68,6 +70,8 @@ def write_output(path: str, data: bytes | list[bytes | memoryview],
     rename. ``before_commit`` runs before the rename (or before anything reaches stdout) and
     may fail: the temporary file is then removed and nothing is written."""
     chunks = [data] if isinstance(data, bytes) else data
+    if not path:
+        fail("the output file name is empty", "give the file to write with -o ('-': stdout)")
     if path == "-":
         if before_commit is not None:
             before_commit()
@@ -99,8 +103,11 @@ def write_output(path: str, data: bytes | list[bytes | memoryview],
         os.chmod(tmp_name, 0o644 & ~_umask())
         os.replace(tmp_name, path)
         tmp_name = None
-    except FileNotFoundError:
-        fail(f"cannot write {path}: directory {directory} does not exist")
+    except FileNotFoundError as error:
+        if not os.path.isdir(directory):
+            fail(f"cannot write {path}: directory {directory} does not exist")
+        # the directory is there, but no file can be created in it (/proc, say)
+        fail(f"cannot write {path}: {error.strerror or error}")
     except PermissionError:
         fail(f"cannot write {path}: permission denied")
     except OSError as error:

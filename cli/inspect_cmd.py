@@ -1,4 +1,5 @@
-"""``threadify inspect INPUT [--json]``: what threadify sees in a module, and its verdict."""
+"""``threadify inspect INPUT [--json] [--no-validate]``: what threadify sees in a module, and
+its verdict (with the input validated as the transform validates it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def main(argv: list[str]) -> None:
     args = parse_or_exit(INSPECT, argv)
     from threadify.inspection import inspect
 
-    report = inspect(read_input(args.input))
+    report = inspect(read_input(args.input), args.validate)
     if args.json:
         text = json.dumps(report.as_dict(option_flag), indent=2, sort_keys=True)
     else:

@@ -151,10 +151,14 @@ class TransformArgs(Arguments):
 
 
 class InspectArgs(Arguments):
-    """``threadify inspect INPUT [--json]``."""
+    """``threadify inspect INPUT [--json] [--no-validate]``."""
 
     input: str = argument("INPUT", "Input .wasm file ('-' reads stdin).")
     json: bool = option("--json", kind="flag", default=False, help="Machine-readable output.")
+    validate: bool | None = option(
+        "--validate", kind="flag", negatable=True, default=None,
+        help="Validate the function bodies too (an invalid module is class D), as the "
+             "transform does. Default: inputs with up to 2MiB of code.")
 
 
 class RunArgs(Arguments):
@@ -217,7 +221,7 @@ TRANSFORM = Command(
 INSPECT = Command(
     prog="threadify inspect",
     args=InspectArgs,
-    usage="threadify inspect INPUT [--json]",
+    usage="threadify inspect INPUT [--json] [--no-validate]",
     summary=(
         "Show what threadify sees in a module: memory, linker symbols (and how they were "
         "found), TLS, and the verdict: class A/B (will be rewritten), C (already thread-ready) "

@@ -62,6 +62,9 @@ def transform(args: TransformArgs) -> None:
 
             result.check()
             verified = verify_output(result.output).as_dict()
+        # encoding reads what the rewrite did not need to (an untouched section's item
+        # count, say), so it can still find the input malformed
+        chunks = result.chunks()
     except ThreadifyError as error:
         _reject(error)
     except RecursionError:
@@ -75,7 +78,6 @@ def transform(args: TransformArgs) -> None:
         except ThreadifyError as error:
             _reject(error)
 
-    chunks = result.chunks()
     write_output(args.output, chunks, before_commit=check)
     for message in result.warnings:
         sys.stderr.write(f"threadify: warning: {message}\n")

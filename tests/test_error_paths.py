@@ -8,6 +8,7 @@ into, not replaced.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -88,8 +89,10 @@ def test_library_rejects_with_threadify_error(name: str) -> None:
     for word in words:
         assert word in text, text
     report = threadify.inspect(data)  # inspect reports, it does not raise
-    # (inspect reads the structure only; function bodies are checked by the transform)
-    assert report.verdict == ("B" if name == "bad-body" else "D")
+    assert report.verdict == "D" and report.reasons[0] in text
+    if name == "bad-body":  # validated as the transform validates; unvalidated, it looks fine
+        assert report.validated and "not valid WebAssembly" in report.reasons[0]
+        assert threadify.inspect(data, validate=False).verdict == "B"
 
 
 @pytest.mark.slow
@@ -113,11 +116,10 @@ def test_command_line_rejects_cleanly(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 1 and digest(src) == before
     proc = cli(str(src), "-o", "-")
     assert proc.returncode == 1 and proc.stdout == b""
-    # inspect: a verdict, exit 1, no traceback (it reads the structure, not function bodies)
+    # inspect: a verdict, exit 1, no traceback
     proc = cli("inspect", str(src))
     assert b"Traceback" not in proc.stderr
-    if name != "bad-body":
-        assert proc.returncode == 1 and b"class D" in proc.stdout, proc.stdout
+    assert proc.returncode == 1 and b"class D" in proc.stdout, proc.stdout
 
 
 def test_bad_inputs_fail_cleanly_on_the_bundled_host(tmp_path: Path) -> None:
@@ -212,3 +214,128 @@ def test_maximum_below_the_initial_memory() -> None:
     assert suggestion.option == "max_memory" and isinstance(suggestion.value, int)
     output = threadify.transform(GOOD.read_bytes(), max_memory=suggestion.value)
     assert_valid(output, THREADS_FEATURES)
+
+
+# -- outputs that cannot be written: nothing half-written, the input and any old output kept --
+
+def _mount_and_run(tmp_path: Path, mount_options: str, script: str) -> str:
+    """Run ``script`` (sh) with a tmpfs mounted on ``tmp_path / "fs"`` (``mount_options``: a
+    4 KiB file system, or a read-only one), in a user and mount namespace of its own: a real
+    full disk and a real read-only file system, which chmod cannot give a root user. Skips
+    where the system allows no such namespace."""
+    mount_point = tmp_path / "fs"
+    mount_point.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no user namespaces here: cannot mount a file system to fill")
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c",
+         f"mount -t tmpfs -o {mount_options} tmpfs {mount_point} && {script}"],
+        capture_output=True, timeout=120, env={**os.environ, "PY": sys.executable})
+    assert "Traceback" not in proc.stderr.decode(), proc.stderr
+    return proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_full_file_system_leaves_no_file_and_keeps_the_old_output(tmp_path: Path) -> None:
+    """ENOSPC half-way through the write (a 4 KiB tmpfs, the output is 7 KiB): the temporary
+    file is removed, an output already there keeps its bytes, and in place the input too."""
+    fs = tmp_path / "fs"
+    log = _mount_and_run(tmp_path, "size=4k", f"""
+        printf old > {fs}/out.wasm
+        "$PY" -m threadify {GOOD} -o {fs}/out.wasm; echo "rc=$?"
+        echo "out=$(cat {fs}/out.wasm)"; ls -a {fs}
+        """)
+    lines = log.splitlines()
+    assert "rc=1" in lines and "out=old" in lines, log
+    error = [line for line in lines if line.startswith("threadify: error: cannot write")]
+    assert error and "No space left on device" in error[0], log
+    assert not [line for line in lines if line.endswith(".tmp")], log  # no temporary file left
+
+
+def test_full_file_system_in_place_keeps_the_input(tmp_path: Path) -> None:
+    fs = tmp_path / "fs"
+    data = wat2wasm(f"(module (memory 1 2) (global (mut i32) (i32.const 65536)) {FEATURES}"
+                    " (data (i32.const 1024) \"x\"))")
+    src = tmp_path / "small.wasm"
+    src.write_bytes(data)
+    # the input fills most of the 4 KiB: its output (larger) cannot be written beside it
+    log = _mount_and_run(tmp_path, "size=4k", f"""
+        cp {src} {fs}/in.wasm && head -c 3000 /dev/zero > {fs}/filler
+        "$PY" -m threadify {fs}/in.wasm -o {fs}/in.wasm; echo "rc=$?"
+        sha256sum {fs}/in.wasm; ls -a {fs}
+        """)
+    assert "rc=1" in log.splitlines() and "No space left on device" in log, log
+    assert hashlib.sha256(data).hexdigest() in log, log
+    assert ".tmp" not in log, log
+
+
+def test_read_only_file_system(tmp_path: Path) -> None:
+    fs = tmp_path / "fs"
+    log = _mount_and_run(tmp_path, "ro", f"""
+        "$PY" -m threadify {GOOD} -o {fs}/out.wasm; echo "rc=$?"; ls -a {fs}
+        """)
+    assert "rc=1" in log.splitlines(), log
+    assert f"threadify: error: cannot write {fs}/out.wasm: Read-only file system" in log, log
+    assert "out.wasm\n" not in log
+
+
+@pytest.mark.parametrize("target", ["dir", "dir/", "."])
+def test_output_is_a_directory(tmp_path: Path, target: str) -> None:
+    (tmp_path / "dir").mkdir()
+    src = tmp_path / "in.wasm"
+    src.write_bytes(GOOD.read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "threadify", "in.wasm", "-o", target],
+                          capture_output=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1
+    one_line_error(proc.stderr.decode())
+    assert f"{target} is a directory" in proc.stderr.decode()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dir", "in.wasm"]
+    assert src.read_bytes() == GOOD.read_bytes()
+
+
+def test_empty_file_names(tmp_path: Path) -> None:
+    """``-o ''`` used to be reported as a missing directory '.'."""
+    proc = subprocess.run([sys.executable, "-m", "threadify", str(GOOD), "-o", ""],
+                          capture_output=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1 and b"output file name is empty" in proc.stderr
+    one_line_error(proc.stderr.decode())
+    proc = subprocess.run([sys.executable, "-m", "threadify", "", "-o", "out.wasm"],
+                          capture_output=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1 and b"input file name is empty" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rejected_input_keeps_an_existing_output(tmp_path: Path) -> None:
+    """A rejection found last — the input's validation, checked just before the rename — leaves
+    the previous output as it was, and nothing beside it."""
+    src, out = tmp_path / "bad.wasm", tmp_path / "out.wasm"
+    src.write_bytes(BAD["bad-body"][0]())
+    out.write_bytes(b"previous output")
+    proc = cli(str(src), "-o", str(out))
+    assert proc.returncode == 1 and b"not valid WebAssembly" in proc.stderr
+    one_line_error(proc.stderr.decode())
+    assert out.read_bytes() == b"previous output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.wasm", "out.wasm"]
+
+
+def test_inspect_validates_as_the_transform_does(tmp_path: Path) -> None:
+    """A module whose only fault is a function body is accepted by the analysis: inspect used
+    to call it class B, and the transform then rejected it. Validated by default (same rule as
+    the transform), it is class D with the validator's message; ``--no-validate`` skips that."""
+    src = tmp_path / "bad-body.wasm"
+    src.write_bytes(BAD["bad-body"][0]())
+    proc = cli("inspect", str(src), "--json")
+    assert proc.returncode == 1 and proc.stderr == b""
+    report = json.loads(proc.stdout)
+    assert report["class"] == "D" and report["validated"] is True
+    assert "not valid WebAssembly" in report["reasons"][0] and report["memory"] is not None
+    proc = cli("inspect", str(src), "--no-validate", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["class"] == "B"
+    assert json.loads(proc.stdout)["validated"] is False
+    proc = cli("inspect", str(src))
+    assert proc.returncode == 1 and b"class D" in proc.stdout
+    good = threadify.inspect(GOOD.read_bytes())
+    assert good.verdict == "A" and good.validated
+    with pytest.raises(threadify.ThreadifyError, match="validate must be True, False or None"):
+        threadify.inspect(GOOD.read_bytes(), validate="no")  # type: ignore[arg-type]

@@ -108,11 +108,16 @@ def transform(data: ModuleBytes, *, stack_size: int = DEFAULT_STACK_SIZE,
     return result.output
 
 
-def inspect(data: ModuleBytes) -> Report:
+def inspect(data: ModuleBytes, *, validate: bool | None = None) -> Report:
     """Describe the module: memory, linker symbols found (and how), TLS, input class.
 
-    Never raises for bad input (that is class D in the report); ``TypeError`` for a path.
+    ``validate``: validate the function bodies too, as :func:`transform` does (``None``: inputs
+    with up to 2 MiB of code); an invalid module is class D.
+    Never raises for bad input (that is class D in the report); ``TypeError`` for a path,
+    :class:`ThreadifyError` for a ``validate`` that is not ``True``, ``False`` or ``None``.
     """
     from threadify.inspection import inspect as _inspect
 
-    return _inspect(_module_bytes(data, "inspect"))
+    if validate is not None and not isinstance(validate, bool):
+        raise ThreadifyError("validate must be True, False or None")
+    return _inspect(_module_bytes(data, "inspect"), validate)

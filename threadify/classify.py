@@ -192,8 +192,7 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
                              "link without custom page sizes (64 KiB pages)")
 
     # -- atomics ------------------------------------------------------------------------------
-    features_payload = module.get_custom("target_features")
-    features = TargetFeatures.decode(features_payload) if features_payload is not None else None
+    features = module.decode_custom("target_features", TargetFeatures.decode)
     if features is not None:
         result.atomics = features.has("atomics")
     if result.atomics is False and not allow_non_atomic:

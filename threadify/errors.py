@@ -93,6 +93,19 @@ class Hint:
         return f"Hint({self.template!r}, {', '.join(map(repr, self.suggestions))})"
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters written as escapes (``\\n``).
+
+    A problem often quotes the module — an import's name, a toolchain from the ``producers``
+    section — and a module can put anything there: a newline would split the one-line error,
+    and could even forge a ``threadify: error:`` line of its own.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 class ThreadifyError(Exception):
     """Base of every rejection: a message naming the problem and, optionally, the fix.
 
@@ -102,7 +115,7 @@ class ThreadifyError(Exception):
     """
 
     def __init__(self, problem: str, fix: str | Hint | None = None) -> None:
-        self.problem = problem
+        self.problem = one_line(problem)
         self.hint = Hint(fix) if isinstance(fix, str) else fix
         self.fix = None if self.hint is None else self.hint.render()
         super().__init__(problem if self.fix is None else f"{problem}\n{self.fix}")

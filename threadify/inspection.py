@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import TypeAlias, cast
 
 from threadify.classify import MemoryInfo, Verdict, analyse, find_memory
-from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError
+from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, one_line
 from threadify.linker import LinkerSymbols, find_symbols
+from threadify.validation import BackgroundValidation, validated_by_default
 from threadify.wasm import Module
 
 __all__ = ["JSON", "MemoryReport", "Report", "ThreadifySection", "TlsReport", "Verdict",
@@ -81,8 +82,8 @@ class ThreadifySection:
     @classmethod
     def read(cls, payload: bytes) -> ThreadifySection:
         try:
-            record = json.loads(payload.decode())
-        except ValueError:  # also UnicodeDecodeError
+            record = json.loads(bytes(payload).decode())
+        except (ValueError, RecursionError):  # also UnicodeDecodeError; "[[[[..." nests deep
             record = None
         if not isinstance(record, dict):
             return cls(None, None, {})
@@ -112,6 +113,8 @@ class Report:
     sections: list[str] = field(default_factory=list)
     #: Whether threadify added stack-limit checks (``--stack-check``, docs/stack-check.md).
     stack_checks: bool = False
+    #: Whether the function bodies were validated (see :func:`inspect`'s ``validate``).
+    validated: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -137,6 +140,7 @@ class Report:
             "threadify": None if self.threadify is None else self.threadify.as_dict(),
             "sections": list(self.sections),
             "stack_checks": self.stack_checks,
+            "validated": self.validated,
         }
 
     def text(self, name: Renderer = Suggestion.as_keyword) -> str:
@@ -147,12 +151,16 @@ class Report:
             lines.append(f"  fix: {self.hint.render(name)}")
         if self.memory is not None:
             m = self.memory
-            where = f"imported as {m.import_name}" if m.imported else "defined"
+            where = f"imported as {one_line(m.import_name or '')}" if m.imported else "defined"
             lines.append(f"memory: {where}, {m.min_pages} pages initial, max "
                          f"{m.max_pages if m.max_pages is not None else 'none'}, "
                          f"{'shared' if m.shared else 'not shared'}")
         if self.atomics is not None:
             lines.append(f"atomics: {'yes' if self.atomics else 'no'} (target_features)")
+        if self.memory is not None:
+            lines.append("function bodies: " + ("validated" if self.validated else
+                                                "not validated (skipped on request, or over 2 "
+                                                "MiB of code)"))
         if self.symbols is not None:
             lines.append("linker symbols:")
             for key in self.symbols.as_dict():
@@ -165,7 +173,8 @@ class Report:
             lines.append(f"tls: size {self.tls.size}, align {self.tls.align} "
                          f"({self.tls.align_how}), template {self.tls.template_len} bytes")
         if self.threadify is not None:
-            lines.append(f"threadify: processed by threadify {self.threadify.version}, "
+            lines.append(f"threadify: processed by threadify "
+                         f"{one_line(str(self.threadify.version))}, "
                          f"ABI {self.threadify.abi}, stack checks: "
                          f"{'yes' if self.stack_checks else 'no'}")
         return "\n".join(lines)
@@ -182,14 +191,27 @@ def _describe_ready(module: Module, report: Report) -> None:
         pass  # a class C module need not look like lld output
 
 
-def inspect(data: bytes) -> Report:
-    """Analyse ``data`` without changing it. Never raises for bad input: that is class D."""
+def inspect(data: bytes, validate: bool | None = None) -> Report:
+    """Analyse ``data`` without changing it. Never raises for bad input: that is class D.
+
+    ``validate`` decides, as for the transform, whether the function bodies are validated
+    (``None``: inputs with up to 2 MiB of code). threadify never decodes the bodies it does
+    not change, so without validation a module with a corrupt body would be reported as
+    accepted here and then rejected by the transform; validated, an invalid module is class D
+    with the validator's message, and the rest of the report still shows what was found.
+    """
+    validation: BackgroundValidation | None = None
     try:
         module = Module.decode(bytes(data))
+        if validate or (validate is None and validated_by_default(data)):
+            validation = BackgroundValidation(data)  # runs beside the analysis
         analysis = analyse(module)
     except ThreadifyError as error:
+        if validation is not None:
+            validation.cancel()
         return Report(Verdict.D, [error.problem], error.hint)
-    report = Report(analysis.verdict, list(analysis.reasons))
+    # a reason may quote the module (a producer's name): kept to one line each
+    report = Report(analysis.verdict, [one_line(reason) for reason in analysis.reasons])
     if analysis.error is not None:
         report.hint = analysis.error.hint
     if analysis.verdict == Verdict.C:
@@ -206,4 +228,12 @@ def inspect(data: bytes) -> Report:
         report.threadify = ThreadifySection.read(payload)
         report.stack_checks = isinstance(report.threadify.record.get("stack_check"), dict)
     report.sections = [name for name, _ in module.custom_sections()]
+    if validation is not None:
+        report.validated = True
+        try:
+            validation.result()
+        except ThreadifyError as error:
+            if report.accepted:  # a rejection keeps its own reason, as the transform's does
+                report.verdict, report.reasons, report.hint = (Verdict.D, [error.problem],
+                                                               error.hint)
     return report

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from threadify.wasm import I32, ExternKind, Instr, Module, decode_instructions
+from threadify.wasm import I32, ExternKind, Instr, Module
+from threadify.wasm.reader import sleb32_at
 
 
 @dataclass(frozen=True)
@@ -79,28 +80,14 @@ def const_i32(expr: bytes) -> int | None:
     """The value of a constant expression that is exactly ``i32.const N; end``, else ``None``.
 
     lld's segment offsets and global initialisers are read here by the thousand (one per data
-    segment), so the usual shape — ``0x41``, a LEB of at most 4 bytes, ``0x0B`` — is read
-    inline; a 4-byte signed LEB cannot leave the i32 range, so nothing else needs checking.
+    segment), so the expression is matched by its bytes — ``0x41``, a signed LEB of at most 5
+    bytes, ``0x0B`` — rather than decoded into instructions.
     """
     size = len(expr)
-    if 3 <= size <= 6 and expr[0] == 0x41 and expr[-1] == 0x0B:
-        value = shift = 0
-        for pos in range(1, size - 1):
-            byte = expr[pos]
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                if pos == size - 2:
-                    return value - (1 << shift) if byte & 0x40 else value
-                break
-    try:
-        instrs = decode_instructions(expr)
-    except Exception:  # a malformed initialiser simply has no known value
-        return None
-    if len(instrs) == 2 and instrs[0].op == "i32.const" and instrs[1].op == "end":
-        value = instrs[0].imm[0]
-        assert isinstance(value, int)
-        return value
+    if 3 <= size <= 7 and expr[0] == 0x41 and expr[-1] == 0x0B:
+        read = sleb32_at(expr, 1, size - 1)
+        if read is not None and read[1] == size - 1:
+            return read[0]
     return None
 
 
@@ -126,29 +113,36 @@ class _Finder:
     def _named(self, sid: int, name: str) -> int | None:
         return None if self.names is None else self.names.find(sid, name)
 
-    def global_(self, name: str) -> Found | None:
-        index = self._named(self.GLOBALS, name)
-        if index is not None:
+    def _count(self, sid: int) -> int:
+        """Size of the index space that name subsection ``sid`` names into."""
+        module = self.module
+        if sid == self.GLOBALS:
+            return module.num_imported(ExternKind.GLOBAL) + len(module.globals)
+        if sid == self.FUNCTIONS:
+            return module.num_imported(ExternKind.FUNC) + len(module.functions)
+        return module.data_segment_count()
+
+    def _find(self, sid: int, kind: ExternKind | None, name: str) -> Found | None:
+        """By name, then by export. An entry naming an item the module does not have (a name
+        section another tool left behind after removing items, or a damaged one) says nothing
+        about where the symbol is: the shape heuristics decide then, as for a stripped module.
+        """
+        index = self._named(sid, name)
+        if index is not None and index < self._count(sid):
             return Found(index, "name section")
-        index = _export(self.module, ExternKind.GLOBAL, name)
-        if index is not None:
+        index = None if kind is None else _export(self.module, kind, name)
+        if index is not None and index < self._count(sid):
             return Found(index, "export")
         return None
+
+    def global_(self, name: str) -> Found | None:
+        return self._find(self.GLOBALS, ExternKind.GLOBAL, name)
 
     def func(self, name: str) -> Found | None:
-        index = self._named(self.FUNCTIONS, name)
-        if index is not None:
-            return Found(index, "name section")
-        index = _export(self.module, ExternKind.FUNC, name)
-        if index is not None:
-            return Found(index, "export")
-        return None
+        return self._find(self.FUNCTIONS, ExternKind.FUNC, name)
 
     def data(self, name: str) -> Found | None:
-        index = self._named(self.DATA, name)
-        if index is not None:
-            return Found(index, "name section")
-        return None
+        return self._find(self.DATA, None, name)
 
 
 def find_global(module: Module, name: str) -> Found | None:

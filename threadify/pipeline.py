@@ -152,15 +152,20 @@ def run(data: bytes | mmap.mmap, options: Options | None = None,
         validation = None
     elif validation is None:
         validation = BackgroundValidation(data)
-    analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
-    if analysis.verdict == "C":  # copied as it is, but an invalid module is still rejected
-        unchecked = ["the module is already thread-ready and was copied unchanged: no stack "
-                     "checks were added"] if options.stack_check else []
-        return Result(None, data, "C", analysis.reasons, validation=validation,
-                      warnings=unchecked)
-    if analysis.error is not None:
-        raise analysis.error
-    return _rewrite(module, analysis, options, data, validation)
+    try:
+        analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
+        if analysis.verdict == "C":  # copied as it is, but an invalid module is still rejected
+            unchecked = ["the module is already thread-ready and was copied unchanged: no "
+                         "stack checks were added"] if options.stack_check else []
+            return Result(None, data, "C", analysis.reasons, validation=validation,
+                          warnings=unchecked)
+        if analysis.error is not None:
+            raise analysis.error
+        return _rewrite(module, analysis, options, data, validation)
+    except BaseException:
+        if validation is not None:  # rejected anyway: stop the validator now
+            validation.cancel()
+        raise
 
 
 def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes | mmap.mmap,

@@ -268,6 +268,8 @@ class _ToolRun:
         self._proc: Any = None
         self._feeder: threading.Thread | None = None
         self._errors = b""
+        self._pid = -1
+        self._reaped = False
         if hasattr(os, "posix_spawn"):
             # posix_spawn rather than subprocess: importing subprocess costs more than the
             # few lines it would save, on every start of the command line.
@@ -337,10 +339,40 @@ class _ToolRun:
             status = self._proc.wait()
         else:
             status = os.waitstatus_to_exitcode(os.waitpid(self._pid, 0)[1])
+        self._reaped = True
         if status == 0:
             return None
-        text = self._errors.decode("utf-8", "replace").replace("error:", "", 1).strip()
+        text = self._errors.decode("utf-8", "replace")
+        # the error follows any log lines ("[2026-...Z WARN ] failed to parse DWARF ..."):
+        # a warning with a time stamp is neither the reason nor the same from run to run
+        lines = text.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+        if starts:
+            lines = [lines[starts[0]][len("error:"):], *lines[starts[0] + 1:]]
+        text = "\n".join(lines).strip()
         return text or f"wasm-tools validate failed (exit status {status})"
+
+
+    def cancel(self) -> None:
+        """Stop the validator, whose verdict nobody will ask for (the module was rejected for
+        another reason), and reap it: a library caller's process must not collect a zombie
+        per rejected module."""
+        if self._reaped:
+            return
+        self._reaped = True
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.communicate()
+            return
+        try:
+            os.kill(self._pid, 9)  # SIGKILL, without importing signal
+        except ProcessLookupError:
+            pass
+        if self._feeder is not None:
+            self._feeder.join()  # its write fails now, it closes both pipes
+        else:
+            os.close(self._stderr)
+        os.waitpid(self._pid, 0)
 
 
 def _start_tool(data: Data, path: str | None = None) -> _ToolRun | None:
@@ -393,6 +425,23 @@ class BackgroundValidation:
             self._error = error
         except BaseException as error:  # reported by result(), in the caller's thread
             self._crash = error
+
+    def cancel(self) -> None:
+        """Give up on the verdict (the caller rejects the module anyway): the validator process
+        is stopped and reaped now. wasmtime's validator, on a thread, cannot be stopped; it
+        ends by itself."""
+        if not self._done and self._run is not None:
+            self._run.cancel()
+            self._done = True
+            self._data = b""
+            self._run = None
+
+    def __del__(self) -> None:
+        # a caller that never asked for the verdict (pipeline.run without Result.check)
+        try:
+            self.cancel()
+        except Exception:  # noqa: BLE001 - interpreter shutdown, or the child is gone
+            pass
 
     def result(self) -> None:
         if not self._done:

@@ -288,6 +288,71 @@ def _check_room(module: Module, record: dict[str, Any], threads: int) -> None:
             Hint("raise {} or lower {}", Suggestion("max_memory"), Suggestion("stack_size")))
 
 
+#: Fields of the ``threadify`` record that verify reads as non-negative integers.
+_RECORD_INTS = ("block_size", "control_block", "stack_pointer", "stack_size", "stack_top",
+                "tls_offset", "tls_size")
+_RECORD_OPTIONAL_INTS = ("blocks_from", "tls_base", "tdata")
+
+
+def _read_record(payload: bytes | memoryview, module: Module) -> dict[str, Any]:
+    """The ``threadify`` record, checked for every field verify reads.
+
+    An already thread-ready input is copied unchanged, and one that merely carries a section
+    of that name — another tool's, or a damaged one — is verified against what it claims: a
+    record that threadify cannot have written fails verification in one line (not with a
+    ``KeyError`` from deep inside the run).
+    """
+    def bad(what: str) -> VerificationError:
+        return VerificationError(f"verify failed: the module's threadify custom section is not "
+                                 f"a record threadify wrote ({what})")
+
+    def is_index(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 32
+
+    try:
+        record = read_section(bytes(payload))
+    except (ValueError, RecursionError) as error:  # also UnicodeDecodeError
+        raise bad(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    for key in _RECORD_INTS:
+        if not is_index(record.get(key)):
+            raise bad(f"{key} is {record.get(key)!r}")
+    for key in _RECORD_OPTIONAL_INTS:
+        if record.get(key) is not None and not is_index(record[key]):
+            raise bad(f"{key} is {record[key]!r}")
+    if record["block_size"] < abi.PAGE:
+        raise bad(f"block_size is {record['block_size']}")
+    checks = record.get("stack_check")
+    needed = {"functions": ["threadify_init"], "globals": ["threadify_block"]}
+    if checks is not None:
+        if not isinstance(checks, dict) or not is_index(checks.get("checks")) or not (
+                isinstance(checks.get("main_stack"), list) and len(checks["main_stack"]) == 2
+                and all(is_index(x) for x in checks["main_stack"])):
+            raise bad(f"stack_check is {checks!r}")
+        needed["functions"].append(stack_check.OVERFLOW)
+        needed["globals"] += [stack_check.STACK_LOW, stack_check.STACK_HIGH]
+    for key, names in needed.items():
+        table = record.get(key)
+        if not isinstance(table, dict) or not table or not all(
+                is_index(value) for value in table.values()):
+            raise bad(f"{key} is {table!r}")
+        for name in names:
+            if name not in table:
+                raise bad(f"{key} lacks {name}")
+    # the indices name the module's own functions and its globals
+    first = module.num_imported(ExternKind.FUNC)
+    functions = range(first, first + len(module.functions))
+    globals_ = range(module.num_imported(ExternKind.GLOBAL) + len(module.globals))
+    for name, index in record["functions"].items():
+        if index not in functions:
+            raise bad(f"function {name} is {index}, not a defined function")
+    named = [*record["globals"].items(), ("stack_pointer", record["stack_pointer"]),
+             ("tls_base", record.get("tls_base"))]
+    for name, index in named:
+        if index is not None and index not in globals_:
+            raise bad(f"global {name} is {index}, not a global of the module")
+    return record
+
+
 def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyReport:
     """Run the checks in the module docstring on ``output``; raise on the first failure."""
     if threads < 1:
@@ -306,7 +371,7 @@ def verify(output: bytes, *, threads: int = 4, timeout: float = 60.0) -> VerifyR
         report.note = ("not rewritten by threadify (already thread-ready): validated only; its "
                        "own thread start-up is not threadify's to check")
         return report
-    record = read_section(payload)
+    record = _read_record(payload, module)
     _check_room(module, record, threads)
     if isinstance(record.get("stack_check"), dict):
         count = check_stack_writes(module, record)

@@ -33,8 +33,7 @@ def name_items(module: Module, functions: dict[str, int], globals_: dict[str, in
 
 def record_producer(module: Module, version: str) -> None:
     """``processed-by threadify <version>`` in the ``producers`` section."""
-    payload = module.get_custom("producers")
-    producers = Producers.decode(payload) if payload is not None else Producers()
+    producers = module.decode_custom("producers", Producers.decode) or Producers()
     producers.add("processed-by", "threadify", version)
     module.set_custom("producers", producers.encode())
 

@@ -370,16 +370,8 @@ def _halves(source: Any, start: int, end: int) -> tuple[bytes, int, int, int] | 
     """Where to split a code payload in two halves of about equal size: ``(the count's bytes,
     count, entries in the first half, offset of the second half's first entry)``; ``None`` for
     a payload that does not split cleanly (the caller then scans it whole)."""
-    pos = start
-    count = shift = 0
-    while pos < end:
-        byte = source[pos]
-        pos += 1
-        count |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-    else:
+    count, pos = uleb32_at(source, start, end)
+    if count < 0:
         return None
     count_bytes = bytes(source[start:pos])
     half = start + (end - start) // 2

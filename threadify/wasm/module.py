@@ -17,14 +17,14 @@ including every function body.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from threadify.errors import WasmDecodeError, WasmModuleError
 from threadify.wasm import sections as S
 from threadify.wasm.code import FunctionBody
 from threadify.wasm.instructions import Instr, skip_const_expr
-from threadify.wasm.reader import Reader
+from threadify.wasm.reader import Reader, uleb32_at, uleb32_error
 
 if TYPE_CHECKING:  # for annotations; names.py is imported where it is used
     import mmap
@@ -44,6 +44,8 @@ from threadify.wasm.types import (
 )
 from threadify.wasm.writer import name as encode_name
 from threadify.wasm.writer import uleb, uleb_width
+
+_T = TypeVar("_T")
 
 MAGIC = b"\0asm"
 #: Rewritten data segments shorter than this are copied into a shared chunk; longer ones are
@@ -386,22 +388,18 @@ def _split_code(payload: memoryview, pos: int, n: int, base: int
     append_entry = entries.append
     for _ in range(n):
         start = pos
-        size = 0
-        shift = 0
-        while True:
-            if pos >= end:
-                raise WasmDecodeError(base + start - offset,
-                                      "a function body size (unexpected end)")
-            b = data[pos]
+        # most body sizes take one or two bytes: read those without a call (as Reader.uleb does)
+        if pos + 1 < end and data[pos] < 0x80:
+            size = data[pos]
             pos += 1
-            size |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
-            if shift >= 35:
-                raise WasmDecodeError(base + start - offset,
-                                      "a function body size of at most 5 bytes")
-        if size > end - pos or size >= 1 << 32:
+        elif pos + 1 < end and data[pos + 1] < 0x80:
+            size = (data[pos] & 0x7F) | data[pos + 1] << 7
+            pos += 2
+        else:
+            size, pos = uleb32_at(data, pos, end)
+            if size < 0 or size >> 32:
+                raise uleb32_error(data, start, end, base - offset, "a function body size")
+        if size > end - pos:
             raise WasmDecodeError(base + start - offset,
                                   f"a function body of {size} bytes (only {end - pos} left)")
         append_item(FunctionBody(data[pos:pos + size], base + pos - offset))
@@ -445,24 +443,14 @@ def _scan_data_uncached(section: _VectorSection) -> list[_Scanned]:
             flag = data[start]
             len_start = 0
             if flag == 0 and data[start + 1] == 0x41:
-                p = start + 2
-                while data[p] & 0x80 and p < start + 5:
-                    p += 1
-                if not data[p] & 0x80 and data[p + 1] == 0x0B:
-                    len_start = p + 2
+                _value, p = uleb32_at(data, start + 2, start + 6)  # skips the s32's bytes
+                if _value >= 0 and data[p] == 0x0B:
+                    len_start = p + 1
             elif flag == 1:
                 len_start = start + 1
             if len_start:
-                byte = data[len_start]
-                length = byte & 0x7F
-                p = len_start + 1
-                shift = 7
-                while byte & 0x80 and p - len_start < 5:
-                    byte = data[p]
-                    p += 1
-                    length |= (byte & 0x7F) << shift
-                    shift += 7
-                if not byte & 0x80 and length <= end - p:
+                length, p = uleb32_at(data, len_start, end)
+                if 0 <= length <= end - p:
                     pos = p + length
                     append((start, flag, bytes(data[start + 1:len_start]) if flag == 0 else None,
                             len_start, p, pos))
@@ -558,6 +546,13 @@ class _CustomSection(_Section):
 
     def changed(self) -> bool:
         return self._new is not None
+
+    def contents_offset(self) -> int:
+        """Absolute offset of the contents (after the name) in the input; 0 for contents that
+        were set, not read (they have no place in the input)."""
+        if self._new is not None or self.payload is None:
+            return 0
+        return self.payload_offset + len(self.payload) - len(self.data)
 
     def emit(self, parts: list[bytes | memoryview], fresh: bool = False) -> None:
         if self._new is None:
@@ -825,14 +820,28 @@ class Module:
             self._removed = True
         self._sections = kept
 
+    def decode_custom(self, name: str, decode: Callable[[Any, int], _T]) -> _T | None:
+        """The first custom section called ``name`` decoded by ``decode(contents, base)`` (e.g.
+        ``TargetFeatures.decode``), or None when there is none.
+
+        ``base`` is where the contents start in the module, so a malformed section is reported
+        at its absolute byte offset, and the error names the section: the decoders of custom
+        sections know their structure, not where the module put them.
+        """
+        for section in self._customs():
+            if section.name == name:  # decoded from a view: no copy of a large section
+                try:
+                    return decode(section.contents(), section.contents_offset())
+                except WasmDecodeError as error:
+                    raise WasmDecodeError(error.offset, f"{error.expected}, in the '{name}' "
+                                          "custom section") from None
+        return None
+
     def names(self) -> NameSection | None:
         """The decoded ``name`` section (:class:`~threadify.wasm.names.NameSection`) or None."""
         from threadify.wasm.names import NameSection
 
-        for section in self._customs():
-            if section.name == "name":  # decoded from a view: no copy of a large section
-                return NameSection.decode(section.contents(), base=-1)
-        return None
+        return self.decode_custom("name", NameSection.decode)
 
     def set_names(self, ns: NameSection) -> None:
         """Store ``ns`` as the ``name`` section (as chunks: no joined copy of a large one)."""

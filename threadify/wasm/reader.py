@@ -12,7 +12,7 @@ from __future__ import annotations
 from threadify.errors import WasmDecodeError
 
 
-def uleb32_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def uleb32_at(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
     """The unsigned LEB128 of at most 5 bytes at ``data[pos]`` and the position after it, or
     ``(-1, pos)`` when it runs past ``end`` or past 5 bytes; whether the value fits in 32 bits
     is left to the caller.
@@ -31,6 +31,40 @@ def uleb32_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
         if byte < 0x80:
             return value, pos
+
+
+def uleb32_error(data: bytes | memoryview, pos: int, end: int, base: int,
+                 what: str) -> WasmDecodeError:
+    """Why the u32 LEB at ``data[pos]`` is malformed (cut short, longer than 5 bytes, beyond
+    u32), in a :class:`Reader`'s words, for a caller whose :func:`uleb32_at` did not read it."""
+    try:
+        Reader(data, pos, end, base).u32(what)
+    except WasmDecodeError as error:
+        return error
+    return WasmDecodeError(base + pos, what)
+
+
+def sleb32_at(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int] | None:
+    """The signed LEB128 at ``data[pos]`` as an s32 and the position after it, or ``None`` when
+    it runs past ``end``, takes more than 5 bytes or leaves the s32 range.
+
+    Like :func:`uleb32_at`, for code that reads many small constant expressions (one offset per
+    data segment) and cannot afford a :class:`Reader` for each; ``None`` means "not this shape",
+    and a caller that needs to say why reads the bytes again with a Reader.
+    """
+    start = pos
+    value = shift = 0
+    while True:
+        if pos >= end or pos - start >= 5:
+            return None
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            if byte & 0x40:
+                value -= 1 << shift
+            return (value, pos) if -(1 << 31) <= value < (1 << 31) else None
 
 
 class Reader:
