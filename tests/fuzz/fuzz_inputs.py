@@ -347,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=20, help="seconds per input")
     parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
     args = parser.parse_args(argv)
+    # stopped by a signal (a background job ignores SIGINT): still print the report
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     campaign = Campaign(args)
     start = time.monotonic()
     seeds = args.only if args.only else None
@@ -368,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"at": k, **campaign.stats}), file=sys.stderr, flush=True)
     finally:
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         report = {"seed": args.seed, "seconds": round(time.monotonic() - start, 1),
                   "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+                  "children_cpu_seconds": round(children.ru_utime + children.ru_stime, 1),
                   "max_rss_mib": usage.ru_maxrss // 1024, **campaign.stats,
                   "findings": campaign.findings}
         print(json.dumps(report, indent=2))
