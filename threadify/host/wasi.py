@@ -91,11 +91,13 @@ EV_CLOCK, EV_FD_READ, EV_FD_WRITE = 0, 1, 2
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
 AT_FDCWD = -100
 
+# Record layouts. FDSTAT and SUB_HEAD (a subscription's userdata and tag) are the same in both
+# snapshots, so wasi_unstable uses them too; filestat and clock subscriptions differ there.
 _FILESTAT = struct.Struct("<QQB7xQQQQQ")
-_FDSTAT = struct.Struct("<BxHxxxxQQ")
+FDSTAT = struct.Struct("<BxHxxxxQQ")
 _DIRENT = struct.Struct("<QQIB3x")
 _EVENT = struct.Struct("<QHB5xQH6x")
-_SUB_HEAD = struct.Struct("<QB")
+SUB_HEAD = struct.Struct("<QB")
 _SUB_CLOCK = struct.Struct("<IxxxxQQH")  # preview1: clock id, timeout, precision, flags
 
 M32 = 0xFFFFFFFF
@@ -224,13 +226,16 @@ class FdEntry:
         self.io_lock = threading.Lock()
 
 
-def _check_bits(value: int, allowed: int, what: str) -> int:
+def check_bits(value: int, allowed: int, what: str) -> int:
+    """``value`` if it sets only ``allowed`` bits; any other bit ends the program, as wasmtime
+    ends it for a flags argument outside its WASI type (both snapshots)."""
     if value & ~allowed:
         raise GuestTrap(f"invalid flag value {value:#x} for {what}")
     return value
 
 
-def _check_enum(value: int, count: int, what: str) -> int:
+def check_enum(value: int, count: int, what: str) -> int:
+    """``value`` if it is one of an enum's ``count`` values; anything else ends the program."""
     if not 0 <= value < count:
         raise GuestTrap(f"invalid enum value {value} for {what}")
     return value
@@ -276,32 +281,33 @@ class Wasi:
             self.table[fd] = entry
         return fd
 
-    def _get(self, fd: int) -> FdEntry:
+    def descriptor(self, fd: int) -> FdEntry:
+        """The table entry of ``fd``; ``BADF`` when there is none."""
         entry = self.table.get(fd)
         if entry is None:
             raise WasiError(EBADF)
         return entry
 
     def _file(self, fd: int) -> FdEntry:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind != FILE:
             raise WasiError(EBADF)
         return entry
 
     def _dir(self, fd: int) -> FdEntry:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind != DIRECTORY:
             raise WasiError(EBADF)
         return entry
 
     def _file_or_dir(self, fd: int) -> FdEntry:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind not in (FILE, DIRECTORY):
             raise WasiError(EBADF)
         return entry
 
     def _seekable(self, fd: int) -> FdEntry:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind in (STDIN, STDOUT, STDERR):
             raise WasiError(ESPIPE)
         if entry.kind != FILE:
@@ -324,7 +330,9 @@ class Wasi:
         except GuestFault as exc:
             raise GuestTrap(f"pointer out of bounds: {exc}") from None
 
-    def _write(self, ptr: int, data: bytes, align: int = 1) -> None:
+    def store(self, ptr: int, data: bytes, align: int = 1) -> None:
+        """Write a result into guest memory; a pointer out of bounds or not aligned to ``align``
+        (the result's alignment in its WASI type) ends the run."""
         if ptr % align:
             raise GuestMisaligned(f"pointer not aligned to {align}: {ptr:#x}")
         try:
@@ -333,10 +341,10 @@ class Wasi:
             raise GuestTrap(f"pointer out of bounds: {exc}") from None
 
     def _put32(self, ptr: int, value: int) -> None:
-        self._write(ptr, struct.pack("<I", value & M32), 4)
+        self.store(ptr, struct.pack("<I", value & M32), 4)
 
     def _put64(self, ptr: int, value: int) -> None:
-        self._write(ptr, struct.pack("<Q", value & M64), 8)
+        self.store(ptr, struct.pack("<Q", value & M64), 8)
 
     def _array(self, ptr: int, count: int, size: int, align: int) -> bytes:
         if ptr % align:
@@ -366,7 +374,7 @@ class Wasi:
             raise GuestTrap(f"pointer out of bounds: {exc}") from None
 
     def _rights(self, value: int, what: str) -> int:
-        return _check_bits(value & M64, self.RIGHTS_MASK, what)
+        return check_bits(value & M64, self.RIGHTS_MASK, what)
 
     def filestat(self, st: os.stat_result | None, isatty: bool = False) -> tuple[int, ...]:
         """(dev, ino, filetype, nlink, size, atim, mtim, ctim) as wasmtime reports them."""
@@ -376,12 +384,12 @@ class Wasi:
                 st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
 
     def _write_filestat(self, ptr: int, fields: tuple[int, ...]) -> None:
-        self._write(ptr, _FILESTAT.pack(*fields), 8)
+        self.store(ptr, _FILESTAT.pack(*fields), 8)
 
     def _strings(self, items: list[bytes], ptrs: int, buf: int) -> int:
         for i, item in enumerate(items):
             self._put32(ptrs + 4 * i, buf)
-            self._write(buf, item)
+            self.store(buf, item)
             buf += len(item)
         return ESUCCESS
 
@@ -406,7 +414,7 @@ class Wasi:
     _CLOCKS = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC}
 
     def _clock(self, clock: int) -> int:
-        _check_enum(clock, 4, "clockid")
+        check_enum(clock, 4, "clockid")
         if clock not in self._CLOCKS:  # the CPU-time clocks: wasmtime has none
             raise WasiError(EBADF)
         return self._CLOCKS[clock]
@@ -430,7 +438,7 @@ class Wasi:
     def random_get(self, buf: int, length: int) -> int:
         if length > RANDOM_MAX:
             raise GuestTrap(f"random_get of {length} bytes exceeds the limit of {RANDOM_MAX}")
-        self._write(buf, os.urandom(length))
+        self.store(buf, os.urandom(length))
         return ESUCCESS
 
     def sched_yield(self) -> int:
@@ -440,14 +448,14 @@ class Wasi:
         termination.proc_exit(status)
 
     def proc_raise(self, sig: int) -> int:
-        _check_enum(sig, 31, "signal")
+        check_enum(sig, 31, "signal")
         return ENOTSUP
 
     # -- descriptors -------------------------------------------------------------------------
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
         buf, length = self._first_buffer(iovs, count)
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind == FILE:
             with entry.io_lock:
                 n = os.preadv(entry.host_fd, [self._view(buf, length)], entry.position) \
@@ -468,7 +476,7 @@ class Wasi:
 
     def _fd_write(self, fd: int, iovs: int, count: int, offset: int | None, out: int) -> int:
         buf, length = self._first_buffer(iovs, count)
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         data = self._read(buf, length)
         if entry.kind == FILE:
             with entry.io_lock:
@@ -498,7 +506,7 @@ class Wasi:
 
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> int:
         buf, length = self._first_buffer(iovs, count)
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind == STDIN:
             raise WasiError(ESPIPE)
         if entry.kind != FILE:
@@ -508,7 +516,7 @@ class Wasi:
         return ESUCCESS
 
     def fd_seek(self, fd: int, offset: int, whence: int, out: int) -> int:
-        _check_enum(whence, 3, "whence")
+        check_enum(whence, 3, "whence")
         entry = self._seekable(fd)
         with entry.io_lock:
             if whence == 0:
@@ -573,11 +581,11 @@ class Wasi:
         return (kind, flags, rights, rights)
 
     def fd_fdstat_get(self, fd: int, out: int) -> int:
-        self._write(out, _FDSTAT.pack(*self.fdstat(self._get(fd))), 8)
+        self.store(out, FDSTAT.pack(*self.fdstat(self.descriptor(fd))), 8)
         return ESUCCESS
 
     def fd_fdstat_set_flags(self, fd: int, flags: int) -> int:
-        _check_bits(flags, FDF_ALL, "fdflags")
+        check_bits(flags, FDF_ALL, "fdflags")
         entry = self._file(fd)
         if flags & (FDF_DSYNC | FDF_SYNC | FDF_RSYNC):
             return EINVAL
@@ -592,7 +600,7 @@ class Wasi:
         return ENOTSUP
 
     def fd_filestat_fields(self, fd: int) -> tuple[int, ...]:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.kind in (STDIN, STDOUT, STDERR):
             return self.filestat(None, entry.isatty)
         return self.filestat(os.fstat(entry.host_fd))
@@ -607,7 +615,7 @@ class Wasi:
 
     @staticmethod
     def _times(atim: int, mtim: int, fst: int) -> tuple[int | None, int | None]:
-        _check_bits(fst, 15, "fstflags")
+        check_bits(fst, 15, "fstflags")
         if (fst & FST_ATIM and fst & FST_ATIM_NOW) or (fst & FST_MTIM and fst & FST_MTIM_NOW):
             raise WasiError(EINVAL)
         a = atim & M64 if fst & FST_ATIM else -1 if fst & FST_ATIM_NOW else None
@@ -620,7 +628,7 @@ class Wasi:
         return ESUCCESS
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> int:
-        _check_enum(advice, 6, "advice")
+        check_enum(advice, 6, "advice")
         os.posix_fadvise(self._file(fd).host_fd, offset & M64, length & M64, advice)
         return ESUCCESS
 
@@ -637,20 +645,20 @@ class Wasi:
         return ESUCCESS
 
     def fd_prestat_get(self, fd: int, out: int) -> int:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.preopen is None:
             return EBADF
-        self._write(out, struct.pack("<BxxxI", 0, len(entry.preopen.encode())), 4)
+        self.store(out, struct.pack("<BxxxI", 0, len(entry.preopen.encode())), 4)
         return ESUCCESS
 
     def fd_prestat_dir_name(self, fd: int, path: int, length: int) -> int:
-        entry = self._get(fd)
+        entry = self.descriptor(fd)
         if entry.preopen is None:
             return ENOTDIR
         name = entry.preopen.encode()
         if len(name) > length:
             return ENAMETOOLONG
-        self._write(path, name)
+        self.store(path, name)
         return ESUCCESS
 
     def _entries(self, entry: FdEntry, first: int) -> Iterator[tuple[int, bytes, int, int]]:
@@ -700,7 +708,7 @@ class Wasi:
                 cap -= min(cap, len(name))
                 if cap == 0:
                     break
-        self._write(buf, bytes(out))
+        self.store(buf, bytes(out))
         self._put32(used, len(out))
         return ESUCCESS
 
@@ -708,13 +716,13 @@ class Wasi:
 
     def path_open(self, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
                   rights_base: int, rights_inheriting: int, fdflags: int, out: int) -> int:
-        _check_bits(dirflags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
-        _check_bits(oflags, 15, "oflags")
+        check_bits(dirflags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
+        check_bits(oflags, 15, "oflags")
         base = self._rights(rights_base, "rights")
         self._rights(rights_inheriting, "rights")
-        _check_bits(fdflags, FDF_ALL, "fdflags")
+        check_bits(fdflags, FDF_ALL, "fdflags")
         name = self._path(path, path_len)
-        at = self._get(fd)
+        at = self.descriptor(fd)
         if at.kind == FILE:
             raise WasiError(ENOTDIR)
         if at.kind != DIRECTORY:
@@ -782,7 +790,7 @@ class Wasi:
 
     def path_filestat_fields(self, fd: int, flags: int, path: int,
                              path_len: int) -> tuple[int, ...]:
-        _check_bits(flags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
+        check_bits(flags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
         at = self._dir(fd)
         name = self._path(path, path_len)
         return self.filestat(self._stat_at(at.host_fd, bool(flags & LOOKUP_SYMLINK_FOLLOW), name))
@@ -794,7 +802,7 @@ class Wasi:
 
     def path_filestat_set_times(self, fd: int, flags: int, path: int, path_len: int,
                                 atim: int, mtim: int, fst: int) -> int:
-        _check_bits(flags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
+        check_bits(flags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
         a, m = self._times(atim, mtim, fst)
         at = self._dir(fd)
         name = self._path(path, path_len)
@@ -847,7 +855,7 @@ class Wasi:
         except UnicodeDecodeError:  # wasmtime returns link targets as strings
             return EILSEQ
         data = result[0][:buf_len]
-        self._write(buf, data)
+        self.store(buf, data)
         self._put32(used, len(data))
         return ESUCCESS
 
@@ -888,7 +896,7 @@ class Wasi:
 
     def path_link(self, old_fd: int, old_flags: int, old: int, old_len: int, new_fd: int,
                   new: int, new_len: int) -> int:
-        _check_bits(old_flags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
+        check_bits(old_flags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
         src = self._dir(old_fd)
         dst = self._dir(new_fd)
         old_path = self._path(old, old_len)
@@ -912,7 +920,7 @@ class Wasi:
     @staticmethod
     def subscription(raw: bytes, offset: int) -> tuple[int, int, int, int, int]:
         """(userdata, tag, clock id or fd, timeout, flags) of one preview1 subscription."""
-        userdata, tag = _SUB_HEAD.unpack_from(raw, offset)
+        userdata, tag = SUB_HEAD.unpack_from(raw, offset)
         if tag > EV_FD_WRITE:
             raise WasiError(EINVAL)
         if tag == EV_CLOCK:
@@ -941,7 +949,7 @@ class Wasi:
                 # wasmtime sleeps for a lone relative timeout whatever its clock, and reports one
                 # byte (it fills the event as for a descriptor).
                 self._sleep(timeout / 1e9)
-                self._write(events, _EVENT.pack(userdata, 0, EV_CLOCK, 1, 0), 8)
+                self.store(events, _EVENT.pack(userdata, 0, EV_CLOCK, 1, 0), 8)
                 self._put32(nevents, 1)
                 return ESUCCESS
         now = time.monotonic_ns()
@@ -955,7 +963,7 @@ class Wasi:
                     timeout -= self.now(ident)
                 deadlines[i] = now + max(0, min(timeout, 1 << 62))
             else:
-                entry = self._get(ident)
+                entry = self.descriptor(ident)
                 allowed = (STDIN, FILE) if tag == EV_FD_READ else (STDOUT, STDERR, FILE)
                 if entry.kind not in allowed:
                     return EBADF
@@ -970,7 +978,7 @@ class Wasi:
                 if os.fstat(entry.host_fd).st_size <= entry.position:
                     flags = 1  # FD_READWRITE_HANGUP: nothing left to read
             out += _EVENT.pack(userdata, 0, tag, 0 if tag == EV_CLOCK else 1, flags)
-        self._write(events, bytes(out), 8)
+        self.store(events, bytes(out), 8)
         self._put32(nevents, len(ready))
         return ESUCCESS
 
@@ -1024,25 +1032,25 @@ class Wasi:
                 return ready
 
     def sock_accept(self, fd: int, flags: int, out: int) -> int:
-        _check_bits(flags, FDF_ALL, "fdflags")
-        self._get(fd)
+        check_bits(flags, FDF_ALL, "fdflags")
+        self.descriptor(fd)
         return ENOTSOCK
 
     def sock_recv(self, fd: int, iovs: int, count: int, flags: int, out_len: int,
                   out_flags: int) -> int:
-        _check_bits(flags, 3, "riflags")
-        self._get(fd)
+        check_bits(flags, 3, "riflags")
+        self.descriptor(fd)
         return ENOTSOCK
 
     def sock_send(self, fd: int, iovs: int, count: int, flags: int, out_len: int) -> int:
         if flags > 0xFFFF:
             raise GuestTrap(f"siflags {flags:#x} out of range")
-        self._get(fd)
+        self.descriptor(fd)
         return ENOTSOCK
 
     def sock_shutdown(self, fd: int, how: int) -> int:
-        _check_bits(how, 3, "sdflags")
-        self._get(fd)
+        check_bits(how, 3, "sdflags")
+        self.descriptor(fd)
         return ENOTSOCK
 
 

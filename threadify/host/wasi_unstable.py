@@ -22,16 +22,17 @@ from collections.abc import Callable
 from typing import Any
 
 from threadify.host.wasi import (
-    _FDSTAT,
     EINVAL,
     EV_CLOCK,
     EV_FD_WRITE,
+    FDSTAT,
     SIGNATURES,
+    SUB_HEAD,
     GuestTrap,
     Wasi,
     WasiError,
-    _check_bits,
-    _check_enum,
+    check_bits,
+    check_enum,
 )
 
 MODULE = "wasi_unstable"
@@ -43,29 +44,32 @@ P0_SIGNATURES: dict[str, str] = {name: params for name, params in SIGNATURES.ite
 RIGHTS_MASK = (1 << 29) - 1
 _WHENCE_TO_P1 = {0: 1, 1: 2, 2: 0}  # preview0 CUR, END, SET -> preview1 numbering
 _FILESTAT = struct.Struct("<QQB3xIQQQQ")
-_SUB_HEAD = struct.Struct("<QB")
 _SUB_CLOCK = struct.Struct("<QIxxxxQQH")  # identifier, clock id, timeout, precision, flags
 SUB_SIZE = 56
 
 
 class Preview0:
-    """The functions whose preview0 form differs; everything else is the preview1 method."""
+    """The functions whose preview0 form differs; everything else is the preview1 method.
+
+    Each converts its arguments or results and calls preview1's implementation on the program's
+    one :class:`Wasi`, through its public pieces only (descriptor lookup, guest stores, the
+    record layouts and argument checks the two snapshots share)."""
 
     def __init__(self, wasi: Wasi) -> None:
         self.wasi = wasi
 
     def _write_filestat(self, ptr: int, fields: tuple[int, ...]) -> None:
         dev, ino, kind, nlink, size, atim, mtim, ctim = fields
-        self.wasi._write(ptr, _FILESTAT.pack(dev, ino, kind, min(nlink, 0xFFFFFFFF), size,
+        self.wasi.store(ptr, _FILESTAT.pack(dev, ino, kind, min(nlink, 0xFFFFFFFF), size,
                                              atim, mtim, ctim), 8)
 
     def fd_seek(self, fd: int, offset: int, whence: int, out: int) -> int:
-        _check_enum(whence, 3, "whence")
+        check_enum(whence, 3, "whence")
         return self.wasi.fd_seek(fd, offset, _WHENCE_TO_P1[whence], out)
 
     def fd_fdstat_get(self, fd: int, out: int) -> int:
-        kind, flags, base, inheriting = self.wasi.fdstat(self.wasi._get(fd))
-        self.wasi._write(out, _FDSTAT.pack(kind, flags, base & RIGHTS_MASK,
+        kind, flags, base, inheriting = self.wasi.fdstat(self.wasi.descriptor(fd))
+        self.wasi.store(out, FDSTAT.pack(kind, flags, base & RIGHTS_MASK,
                                            inheriting & RIGHTS_MASK), 8)
         return 0
 
@@ -80,7 +84,7 @@ class Preview0:
 
     @staticmethod
     def subscription(raw: bytes, offset: int) -> tuple[int, int, int, int, int]:
-        userdata, tag = _SUB_HEAD.unpack_from(raw, offset)
+        userdata, tag = SUB_HEAD.unpack_from(raw, offset)
         if tag > EV_FD_WRITE:
             raise WasiError(EINVAL)
         if tag == EV_CLOCK:
@@ -94,14 +98,14 @@ class Preview0:
 
     def path_open(self, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
                   rights_base: int, rights_inheriting: int, fdflags: int, out: int) -> int:
-        _check_bits(rights_base, RIGHTS_MASK, "rights")
-        _check_bits(rights_inheriting, RIGHTS_MASK, "rights")
+        check_bits(rights_base, RIGHTS_MASK, "rights")
+        check_bits(rights_inheriting, RIGHTS_MASK, "rights")
         return self.wasi.path_open(fd, dirflags, path, path_len, oflags, rights_base,
                                    rights_inheriting, fdflags, out)
 
     def fd_fdstat_set_rights(self, fd: int, base: int, inheriting: int) -> int:
-        _check_bits(base, RIGHTS_MASK, "rights")
-        _check_bits(inheriting, RIGHTS_MASK, "rights")
+        check_bits(base, RIGHTS_MASK, "rights")
+        check_bits(inheriting, RIGHTS_MASK, "rights")
         return self.wasi.fd_fdstat_set_rights(fd, base, inheriting)
 
     def sock_recv(self, *_args: int) -> int:
