@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .parsing import fail
+from .parsing import fail, stdout_failed
 
 if TYPE_CHECKING:
     import mmap
@@ -79,10 +79,8 @@ def write_output(path: str, data: bytes | list[bytes | memoryview],
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            fail("cannot write to standard output: the reader closed the pipe")
         except OSError as error:
-            fail(f"cannot write to standard output: {error.strerror or error}")
+            stdout_failed(error)
         return
     if os.path.isdir(path):
         fail(f"{path} is a directory", "give the output file's name with -o")

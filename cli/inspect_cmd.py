@@ -4,11 +4,10 @@ its verdict (with the input validated as the transform validates it)."""
 from __future__ import annotations
 
 import json
-import sys
 
 from .files import read_input
 from .options import INSPECT
-from .parsing import option_flag, parse_or_exit
+from .parsing import option_flag, parse_or_exit, write_stdout
 
 
 def main(argv: list[str]) -> None:
@@ -21,7 +20,6 @@ def main(argv: list[str]) -> None:
         text = json.dumps(report.as_dict(option_flag), indent=2, sort_keys=True)
     else:
         text = report.text(option_flag)
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    write_stdout(text + "\n")
     if not report.accepted:
         raise SystemExit(1)

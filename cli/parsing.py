@@ -12,6 +12,7 @@ overrides the earlier one (``list`` options collect every occurrence); ``--`` en
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, NoReturn, TypeVar
 
@@ -229,12 +230,47 @@ def help_text(command: Command[Any], width: int = 100) -> str:
 
 def fail(problem: str, fix: str | None = None, prog: str = "threadify") -> NoReturn:
     """Print the one-line error (and its hint) and exit 1: the way every failure ends."""
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()  # what was printed before comes first
+    except (OSError, ValueError):
+        _discard_stdout()
     sys.stderr.write(f"{prog}: error: {problem}\n")
     if fix:
         sys.stderr.write(f"{prog}: hint: {fix}\n")
     sys.stderr.flush()
     raise SystemExit(1)
+
+
+def write_stdout(text: str) -> None:
+    """Print ``text`` on standard output now; a write that fails (a full disk, a closed pipe)
+    ends the command the usual way: one error line, exit 1."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as error:
+        stdout_failed(error)
+
+
+def stdout_failed(error: OSError) -> NoReturn:
+    """Report a failed write to standard output as one line, exit 1.
+
+    Python keeps the bytes it could not write and tries them again as the interpreter exits;
+    that fails too and turns the exit code into 120, with an "Exception ignored" message on
+    stderr. So standard output is pointed at the null device first: nothing is left to retry.
+    """
+    _discard_stdout()
+    if isinstance(error, BrokenPipeError):
+        fail("cannot write to standard output: the reader closed the pipe")
+    fail(f"cannot write to standard output: {error.strerror or error}")
+
+
+def _discard_stdout() -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass  # no descriptor to replace: nothing will be retried at exit either
 
 
 def parse_or_exit(command: Command[A], argv: list[str]) -> A:
@@ -245,14 +281,13 @@ def parse_or_exit(command: Command[A], argv: list[str]) -> A:
         import shutil
 
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 100
-        sys.stdout.write(help_text(command, max(min(width, 100), 60)))
+        write_stdout(help_text(command, max(min(width, 100), 60)))
     except VersionRequested:
         from threadify import __version__
 
-        sys.stdout.write(f"threadify {__version__}\n")
+        write_stdout(f"threadify {__version__}\n")
     except UsageError as error:
         fail(error.problem, error.fix, command.prog)
-    sys.stdout.flush()
     raise SystemExit(0)
 
 

@@ -19,7 +19,7 @@ from threadify.errors import ThreadifyError
 
 from .files import map_input, write_output
 from .options import TRANSFORM, TransformArgs
-from .parsing import fail, option_flag, parse_or_exit
+from .parsing import fail, option_flag, parse_or_exit, write_stdout
 
 if TYPE_CHECKING:
     import mmap
@@ -103,6 +103,8 @@ def _reject(error: ThreadifyError) -> NoReturn:
 
 
 def _echo(text: str, err: bool = False) -> None:
-    stream = sys.stderr if err else sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
+    if not err:
+        write_stdout(text + "\n")
+        return
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

@@ -203,13 +203,24 @@ def test_unwritable_output_location(tmp_path: Path) -> None:
                          "cannot write")
 
 
-def test_full_disk_on_stdout() -> None:
-    """``-o -`` into a full device (/dev/full answers every write with ENOSPC)."""
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", [[str(CLASS_B), "-o", "-"], ["inspect", "--json", str(CLASS_B)],
+                                  ["run", "--help"], ["--version"]],
+                         ids=["output", "inspect", "help", "version"])
+def test_full_disk_on_stdout(args: list[str], buffered: bool) -> None:
+    """Anything printed on stdout into a full device (/dev/full answers every write with
+    ENOSPC) fails with one line. Buffered (Python's default) the bytes held back were once
+    written again at exit: a second error, exit 120; so both ways are run whatever the
+    environment's ``PYTHONUNBUFFERED``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with open("/dev/full", "wb") as full:
-        proc = subprocess.run([sys.executable, "-m", "threadify", str(CLASS_B), "-o", "-"],
-                              stdout=full, stderr=subprocess.PIPE, timeout=120)
-    assert proc.returncode == 1
-    assert b"Traceback" not in proc.stderr and b"space" in proc.stderr.lower()
+        proc = subprocess.run([sys.executable, "-m", "threadify", *args], stdout=full,
+                              stderr=subprocess.PIPE, timeout=120, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.decode().splitlines() == [
+        "threadify: error: cannot write to standard output: No space left on device"]
 
 
 @pytest.mark.parametrize("args,words", [
