@@ -339,3 +339,23 @@ def test_inspect_validates_as_the_transform_does(tmp_path: Path) -> None:
     assert good.verdict == "A" and good.validated
     with pytest.raises(threadify.ThreadifyError, match="validate must be True, False or None"):
         threadify.inspect(GOOD.read_bytes(), validate="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("args", [
+    ["inspect", str(GOOD)], ["inspect", str(GOOD), "--json"], [str(GOOD), "-o", "-"],
+    [str(GOOD), "-o", "{out}", "--json"],
+], ids=["inspect", "inspect-json", "output", "json-report"])
+def test_standard_output_closed_by_its_reader(args: list[str], tmp_path: Path) -> None:
+    """``threadify inspect app.wasm --json | jq ...`` where the reader has gone: one error
+    line and exit 1 (``inspect`` used to end in a BrokenPipeError traceback)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "threadify",
+                               *(a.format(out=tmp_path / "out.wasm") for a in args)],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    one_line_error(proc.stderr.decode())
+    assert b"cannot write to standard output: the reader closed the pipe" in proc.stderr
