@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .parsing import fail, stdout_failed
 
@@ -27,20 +27,30 @@ MAP_AT_LEAST = 1 << 20
 def read_input(path: str) -> bytes:
     """The bytes of ``path`` (``-``: standard input); an unreadable path fails cleanly."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        return _read_module(sys.stdin.buffer)
     if not path:
         fail("the input file name is empty", "give the .wasm file to read")
     try:
         if os.path.isdir(path):
             fail(f"{path} is a directory, not a .wasm file")
         with open(path, "rb") as handle:
-            return handle.read()
+            return _read_module(handle)
     except FileNotFoundError:
         fail(f"{path}: no such file")
     except PermissionError:
         fail(f"{path}: permission denied")
     except OSError as error:
         fail(f"cannot read {path}: {error.strerror or error}")
+
+
+def _read_module(handle: BinaryIO) -> bytes:
+    """Everything ``handle`` holds, unless its first bytes are not a module's magic: then only
+    those, which the decoder rejects. A device or pipe that never ends (``/dev/zero``, a
+    mistyped ``/dev/urandom``) would otherwise be read until memory runs out."""
+    head = handle.read(4)
+    if head != b"\0asm":
+        return head
+    return head + handle.read()
 
 
 def map_input(path: str) -> bytes | mmap.mmap:

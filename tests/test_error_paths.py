@@ -359,3 +359,14 @@ def test_standard_output_closed_by_its_reader(args: list[str], tmp_path: Path) -
     assert proc.returncode == 1
     one_line_error(proc.stderr.decode())
     assert b"cannot write to standard output: the reader closed the pipe" in proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_an_endless_input_is_not_read_to_the_end(tmp_path: Path) -> None:
+    """``/dev/zero`` (or a mistyped ``/dev/urandom``) used to be read until memory ran out:
+    input that does not start with the module magic is rejected from its first bytes."""
+    for args in (["/dev/zero", "-o", str(tmp_path / "out.wasm")], ["inspect", "/dev/zero"]):
+        proc = cli(*args)
+        assert proc.returncode == 1
+        assert b"expected WebAssembly module magic" in proc.stdout + proc.stderr
+    assert list(tmp_path.iterdir()) == []
