@@ -8,10 +8,22 @@ imports nothing beyond the standard library's basics.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from .options import RUN, RunArgs
-from .parsing import fail, parse_or_exit
+from .options import RUN, RunArgs, spec_of
+from .parsing import fail, option_flag, parse_or_exit
+
+if TYPE_CHECKING:
+    from threadify.errors import Suggestion
+
+
+def run_flag(suggestion: Suggestion) -> str:
+    """An option a hint suggests, as ``threadify run`` spells it (``--max-threads``), or as the
+    transform does for the transform's own options; never a library keyword."""
+    if suggestion.option in RunArgs.specs:
+        spec = spec_of(RunArgs, suggestion.option)
+        return spec.long if suggestion.value is None else f"{spec.long} {suggestion.value}"
+    return option_flag(suggestion)
 
 
 def execute(args: RunArgs) -> NoReturn:
@@ -29,7 +41,7 @@ def execute(args: RunArgs) -> NoReturn:
 
         run_program(args.module, args.args, dirs, parse_env(args.env), args.max_threads)
     except ThreadifyError as exc:
-        fail(exc.problem, exc.fix, RUN.prog)
+        fail(exc.problem, exc.fix_for(run_flag), RUN.prog)
     except KeyboardInterrupt:
         sys.stderr.write("threadify run: interrupted\n")
         raise SystemExit(130) from None

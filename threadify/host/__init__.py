@@ -13,6 +13,7 @@ so that a run does not import wasmtime-py, and the compiled-module cache). Modul
 :mod:`~threadify.host.linking` (raw host functions), :mod:`~threadify.host.spawning`
 (thread-spawn), :mod:`~threadify.host.wasix` (WASIX threads), :mod:`~threadify.host.wasi`
 (preview1 over one fd table), :mod:`~threadify.host.sandbox` (preopens),
+:mod:`~threadify.host.entry` (what a run calls, as the wasmtime CLI),
 :mod:`~threadify.host.program` (one run in this process), :mod:`~threadify.host.isolation`
 (library mode).
 """

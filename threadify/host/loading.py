@@ -15,6 +15,7 @@ from stat import S_ISREG
 from typing import Any
 
 from threadify.errors import ThreadifyError
+from threadify.host.entry import INITIALIZE, MAIN_NAMES, EntryPoints
 from threadify.native import capi
 from threadify.native.cache import Source as Source  # the host's loading API
 from threadify.native.cache import compile_module as compile_module
@@ -88,11 +89,12 @@ class ProgramShape:
     """
 
     __slots__ = ("memories", "threaded", "wasi_imports", "wasix_imports", "imports_thread_spawn",
-                 "thread_start_ok", "wasi_memory")
+                 "thread_start_ok", "wasi_memory", "entry")
 
     def __init__(self, memories: list[MemoryImport], threaded: bool,
                  wasi_imports: list[tuple[str, str]], wasix_imports: list[str],
-                 imports_thread_spawn: bool, thread_start_ok: bool, wasi_memory: bool) -> None:
+                 imports_thread_spawn: bool, thread_start_ok: bool, wasi_memory: bool,
+                 entry: EntryPoints) -> None:
         self.memories = memories
         self.threaded = threaded
         self.wasi_imports = wasi_imports  # (module, name) of each imported WASI function
@@ -100,6 +102,7 @@ class ProgramShape:
         self.imports_thread_spawn = imports_thread_spawn
         self.thread_start_ok = thread_start_ok
         self.wasi_memory = wasi_memory
+        self.entry = entry
 
     @property
     def shared_memory(self) -> MemoryImport:
@@ -122,11 +125,16 @@ class MemoryType(capi.Handle):
         return bool(capi.wasmtime_memorytype_is64(self._ptr))
 
 
-_KINDS = {capi.VALKIND_I32: "i", capi.VALKIND_I64: "I"}
+_KINDS = {capi.VALKIND_I32: "i", capi.VALKIND_I64: "I", capi.VALKIND_F32: "f",
+          capi.VALKIND_F64: "F", capi.VALKIND_FUNCREF: "r", capi.VALKIND_EXTERNREF: "e"}
 
 
 def _sig(functype: int) -> tuple[str, str]:
-    """A function type as two strings of value kinds: ``("ii", "i")``; ``?`` for others."""
+    """A function type as two strings of value kinds: ``("ii", "i")`` (``i``/``I``: i32/i64,
+    ``f``/``F``: f32/f64, ``r``/``e``: funcref/externref, ``?`` for others).
+
+    Only for the functions the host links or calls: wasmtime's C API aborts the process when
+    asked to describe a type that mentions ``v128`` (see :mod:`threadify.host.entry`)."""
     def kinds(vec_ptr: Any) -> str:
         vec = vec_ptr.contents
         return "".join(_KINDS.get(capi.wasm_valtype_kind(vec.data[i]), "?")
@@ -139,9 +147,10 @@ PROVIDED = ("the host provides wasi_snapshot_preview1, wasi_unstable, wasi.threa
             "WASIX thread calls (wasix_32v1) and the module's imported memories")
 
 
-def _imports(module: Any) -> list[tuple[str, str, int, Any]]:
-    """``(module, name, kind, type)`` of each import; ``type`` is a function's signature or an
-    owned :class:`MemoryType` (``None`` for other kinds)."""
+def _imports(module: Any, typed: Any) -> list[tuple[str, str, int, Any]]:
+    """``(module, name, kind, type)`` of each import; ``type`` is an owned :class:`MemoryType`
+    for a memory, the signature of a function imported from a module in ``typed``, else
+    ``None``."""
     out: list[tuple[str, str, int, Any]] = []
     vec = capi.wasm_ptr_vec_t()
     capi.wasmtime_module_imports(module.ptr(), byref(vec))
@@ -151,20 +160,26 @@ def _imports(module: Any) -> list[tuple[str, str, int, Any]]:
             ty = capi.wasm_importtype_type(imp)
             kind = capi.wasm_externtype_kind(ty)
             detail: Any = None
-            if kind == capi.WASM_EXTERN_FUNC:
+            module_name = capi.name_of(capi.wasm_importtype_module(imp))
+            if kind == capi.WASM_EXTERN_FUNC and module_name in typed:
                 detail = _sig(capi.wasm_externtype_as_functype_const(ty))
             elif kind == capi.WASM_EXTERN_MEMORY:
                 detail = MemoryType(capi.wasm_memorytype_copy(
                     capi.wasm_externtype_as_memorytype_const(ty)))
-            out.append((capi.name_of(capi.wasm_importtype_module(imp)),
-                        capi.name_of(capi.wasm_importtype_name(imp)), kind, detail))
+            out.append((module_name, capi.name_of(capi.wasm_importtype_name(imp)), kind,
+                        detail))
     finally:
         capi.wasm_importtype_vec_delete(byref(vec))
     return out
 
 
+#: The exports whose function types the host needs (the only ones it asks wasmtime about).
+TYPED_EXPORTS = frozenset({"_start", "", "_initialize", "wasi_thread_start"})
+
+
 def _exports(module: Any) -> dict[str, tuple[int, tuple[str, str] | None]]:
-    """``name -> (kind, signature)`` of each export (signature for functions only)."""
+    """``name -> (kind, signature)`` of each export (signature for the functions named in
+    :data:`TYPED_EXPORTS` only)."""
     out: dict[str, tuple[int, tuple[str, str] | None]] = {}
     vec = capi.wasm_ptr_vec_t()
     capi.wasmtime_module_exports(module.ptr(), byref(vec))
@@ -173,9 +188,10 @@ def _exports(module: Any) -> dict[str, tuple[int, tuple[str, str] | None]]:
             exp = vec.data[i]
             ty = capi.wasm_exporttype_type(exp)
             kind = capi.wasm_externtype_kind(ty)
+            name = capi.name_of(capi.wasm_exporttype_name(exp))
             sig = (_sig(capi.wasm_externtype_as_functype_const(ty))
-                   if kind == capi.WASM_EXTERN_FUNC else None)
-            out[capi.name_of(capi.wasm_exporttype_name(exp))] = (kind, sig)
+                   if kind == capi.WASM_EXTERN_FUNC and name in TYPED_EXPORTS else None)
+            out[name] = (kind, sig)
     finally:
         capi.wasm_exporttype_vec_delete(byref(vec))
     return out
@@ -190,7 +206,7 @@ def describe(module: Any, name: str) -> ProgramShape:
     wasi_imports: dict[tuple[str, str], None] = {}  # ordered sets
     wasix_imports: dict[str, None] = {}
     spawn = False
-    for imp_module, field, kind, ty in _imports(module):
+    for imp_module, field, kind, ty in _imports(module, {*WASI_MODULES, WASIX_MODULE, "wasi"}):
         where = f"{imp_module}.{field}"
         if kind == capi.WASM_EXTERN_MEMORY:
             memories.setdefault((imp_module, field), MemoryImport(imp_module, field, ty))
@@ -219,17 +235,22 @@ def describe(module: Any, name: str) -> ProgramShape:
             spawn = True
         else:
             raise ThreadifyError(f"{name}: unknown import {where}", PROVIDED)
-    for mem in memories.values():
-        if mem.type.is_64:
-            raise ThreadifyError(f"{name}: memory {mem.module}.{mem.name} is 64-bit; "
-                                 "WASI preview1 needs a 32-bit memory")
     exports = _exports(module)
-    if exports.get("_start", (None, None))[1] != ("", ""):
-        raise ThreadifyError(f"{name}: no `_start` function export; not a WASI command module")
     thread_start_ok = exports.get("wasi_thread_start", (None, None))[1] == ("ii", "")
     imported = list(memories.values())
     threaded = len(imported) == 1 and imported[0].type.is_shared
     wasi_memory = (exports.get("memory", (None, None))[0] == capi.WASM_EXTERN_MEMORY
                    or len(imported) == 1)
     return ProgramShape(imported, threaded, list(wasi_imports), list(wasix_imports), spawn,
-                        thread_start_ok, wasi_memory)
+                        thread_start_ok, wasi_memory, _entry_points(exports))
+
+
+def _entry_points(exports: dict[str, tuple[int, tuple[str, str] | None]]) -> EntryPoints:
+    """What :mod:`threadify.host.entry` calls: functions only, as wasmtime looks them up."""
+    def function(name: str) -> tuple[str, str] | None:
+        kind, sig = exports.get(name, (None, None))
+        return sig if kind == capi.WASM_EXTERN_FUNC else None
+
+    main = next((n for n in MAIN_NAMES if function(n) is not None), None)
+    return EntryPoints(function(INITIALIZE), main,
+                       function(main) or ("", "") if main is not None else ("", ""))

@@ -3,10 +3,11 @@
 This is what ``threadify run`` does directly and what the library's child process does (see
 :mod:`threadify.host.isolation`). Start-up: read and check the module, compile it (cached), create
 the memories it imports from their own import types, link WASI, ``thread-spawn``, the WASIX
-thread calls and the memories once, then run ``_start`` on a host thread. A threaded program's
-instances each get a store of their own; a plain program's one instance lives in the store its
-memories were created in (docs/host.md, "Plain modules"). The Python main thread only waits,
-so Ctrl-C (which Python delivers to the main thread alone) is seen even while wasm runs.
+thread calls and the memories once, then call the entry points (:mod:`threadify.host.entry`) on
+a host thread. A threaded program's instances each get a store of their own; a plain program's
+one instance lives in the store its memories were created in (docs/host.md, "Plain modules").
+The Python main thread only waits, so Ctrl-C (which Python delivers to the main thread alone) is
+seen even while wasm runs.
 
 Whatever ends the run ends the process (see :mod:`threadify.host.termination`), so
 :func:`execute` never returns; bad input is raised as ``ThreadifyError`` before anything runs.
@@ -21,8 +22,8 @@ from collections.abc import Sequence
 from ctypes import byref, c_void_p
 from typing import Any, NoReturn
 
-from threadify.errors import ThreadifyError
-from threadify.host import DEFAULT_MAX_THREADS, loading, termination
+from threadify.errors import Hint, Suggestion, ThreadifyError
+from threadify.host import DEFAULT_MAX_THREADS, entry, loading, termination
 from threadify.host.linking import define, define_wasi
 from threadify.host.memory import CallerMemory, SharedLinearMemory, StoreMemory
 from threadify.host.sandbox import Preopen
@@ -31,13 +32,45 @@ from threadify.native.cache import first_line
 
 
 def parse_env(items: Sequence[str]) -> list[tuple[str, str]]:
+    """``--env`` values as wasmtime's CLI reads them: ``K=V`` sets K (the first ``=`` splits,
+    so the key may be empty), a bare ``K`` passes on this process's K (nothing when unset)."""
     out = []
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ThreadifyError(f"--env {item!r}: expected KEY=VALUE")
+        if not sep:
+            inherited = os.environ.get(key)
+            if inherited is None:
+                continue
+            value = inherited
         out.append((key, value))
     return out
+
+
+def ensure_standard_fds() -> None:
+    """Open ``/dev/null`` on any of fds 0-2 that is closed, as Rust programs (wasmtime's CLI)
+    start up: else the first file the host opens (the cached module) would become the guest's
+    stdin or stdout."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # a lower fd was closed too and took it: move it
+                os.dup2(opened, fd)
+                os.close(opened)
+
+
+def _check_utf8(args: Sequence[str], env: Sequence[tuple[str, str]]) -> None:
+    """WASI passes arguments and the environment as UTF-8; refuse what is not (the OS hands
+    Python undecodable bytes as surrogates), as wasmtime's CLI does, before anything runs."""
+    for what, text in [*(("argument", a) for a in args),
+                       *(("environment variable", f"{k}={v}") for k, v in env)]:
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            shown = text.encode(errors="surrogateescape").decode(errors="backslashreplace")
+            raise ThreadifyError(f"{what} {shown!r} is not valid UTF-8, which WASI requires",
+                                 "pass it as UTF-8") from None
 
 
 def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
@@ -48,10 +81,13 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     from threadify.host.wasi import Wasi
 
     if max_threads < 0:
-        raise ThreadifyError(f"--max-threads {max_threads}: must be 0 or more")
+        raise ThreadifyError(f"the thread limit must be 0 or more, not {max_threads}",
+                             Hint("pass {} 0 or more", Suggestion("max_threads")))
+    ensure_standard_fds()
     preopens = [d if isinstance(d, Preopen) else Preopen.parse(d) for d in dirs]
     source = loading.open_module(module)
     name = source.name
+    _check_utf8([name, *args], env)
     engine = loading.make_engine()
     compiled = loading.compile_module(engine, source)
     shape = loading.describe(compiled, name)
@@ -91,13 +127,12 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
 
     def main_thread() -> None:
         try:
-            instance = Instance(engine.ptr(), instance_pre.ptr(), b"_start", main_context)
+            instance = Instance(engine.ptr(), instance_pre.ptr(), None, main_context)
         except InstanceFailed as exc:
             if exc.trapped:  # the module's start function trapped: a trap like any other
                 termination.end_run(termination.EXIT_TRAP, f"main thread trapped: {exc}")
             termination.end_run(termination.EXIT_HOST_ERROR, f"cannot instantiate {name}: {exc}")
-        instance.call(None)
-        termination.end_run(0)
+        entry.run(instance, shape.entry, args)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -62,41 +62,66 @@ THREAD = threading.local()
 class Instance:
     """One instance in its own store, plus the export the thread will call."""
 
-    __slots__ = ("store", "context", "func", "_extern")
+    __slots__ = ("store", "context", "func", "instance", "_extern")
 
-    def __init__(self, engine_ptr: Any, pre_ptr: Any, export: bytes,
+    def __init__(self, engine_ptr: Any, pre_ptr: Any, export: bytes | None,
                  context: Any = None) -> None:
-        """Instantiate in a new store, or in the store of ``context`` (then not owned here)."""
+        """Instantiate in a new store, or in the store of ``context`` (then not owned here);
+        ``export``: the function a thread will :meth:`call` (``None``: see
+        :meth:`call_export`)."""
         if context is None:
             self.store: Any = capi.wasmtime_store_new(engine_ptr, None, capi.NULL_FINALIZER)
             self.context = capi.wasmtime_store_context(self.store)
         else:
             self.store = None
             self.context = context
-        instance = capi.wasmtime_instance_t()
+        self._extern = capi.wasmtime_extern_t()
+        self.instance = capi.wasmtime_instance_t()
         trap = ctypes.c_void_p()
         error = capi.wasmtime_instance_pre_instantiate(pre_ptr, self.context,
-                                                       ctypes.byref(instance), ctypes.byref(trap))
+                                                       ctypes.byref(self.instance),
+                                                       ctypes.byref(trap))
         if error or trap.value:
             reason = (termination.describe_error(error) if error
                       else termination.describe_trap(trap.value))
             self.close()
             raise InstanceFailed(reason, trapped=bool(trap.value))
-        self._extern = capi.wasmtime_extern_t()
-        found = capi.wasmtime_instance_export_get(self.context, ctypes.byref(instance), export,
-                                                  len(export), ctypes.byref(self._extern))
+        self.func: Any = None
+        if export is not None:
+            self.func = self._function(export)
+            if self.func is None:
+                self.close()
+                raise InstanceFailed(f"no function export {export.decode()}")
+
+    def _function(self, export: bytes) -> Any:
+        """The function exported as ``export``, or ``None``."""
+        found = capi.wasmtime_instance_export_get(self.context, ctypes.byref(self.instance),
+                                                  export, len(export),
+                                                  ctypes.byref(self._extern))
         if not found or int(self._extern.kind) != capi.EXTERN_FUNC:
-            self.close()
-            raise InstanceFailed(f"no function export {export.decode()}")
-        self.func = self._extern.of.func
+            return None
+        return capi.wasmtime_func_t(self._extern.of.func.store_id, self._extern.of.func.private)
 
     def call(self, tid: int | None, *params: int) -> None:
-        """Call the export; a trap or error ends the whole run."""
+        """Call the export with ``i32`` parameters; a trap or error ends the whole run."""
         values = (capi.wasmtime_val_raw_t * max(1, len(params)))()
         for i, param in enumerate(params):
             values[i].i32 = param
+        self._call(self.func, tid, values)
+
+    def call_export(self, export: bytes, tid: int | None, params: list[tuple[str, Any]],
+                    results: str) -> Any:
+        """Call the function ``export`` (known to exist, of the type given by ``params`` and
+        ``results`` kinds); its raw results. A trap or error ends the whole run."""
+        values = (capi.wasmtime_val_raw_t * max(1, len(params), len(results)))()
+        for i, (kind, value) in enumerate(params):
+            setattr(values[i], _RAW_FIELD[kind], value)
+        self._call(self._function(export), tid, values)
+        return values
+
+    def _call(self, func: Any, tid: int | None, values: Any) -> None:
         trap = ctypes.c_void_p()
-        error = capi.wasmtime_func_call_unchecked(self.context, ctypes.byref(self.func), values,
+        error = capi.wasmtime_func_call_unchecked(self.context, ctypes.byref(func), values,
                                                   len(values), ctypes.byref(trap))
         if error or trap.value:
             if getattr(THREAD, "exiting", False):
@@ -108,6 +133,9 @@ class Instance:
         if self.store is not None:
             capi.wasmtime_store_delete(self.store)
             self.store = None
+
+
+_RAW_FIELD = {"i": "i32", "I": "i64", "f": "f32", "F": "f64"}
 
 
 class _Worker:

@@ -27,7 +27,7 @@ from typing import Any
 from threadify.errors import ThreadifyError
 from threadify.native import capi
 
-ENGINE_SETTINGS = "threads+shared_memory-gc-function_references-exceptions/v2"
+ENGINE_SETTINGS = "threads+shared_memory-gc-function_references-exceptions-wide_arithmetic/v3"
 KEY_FORMAT = "v2"
 #: Seconds after its last change from which a file's times identify its content.
 SETTLED = 2.0
@@ -191,10 +191,19 @@ def compile_module(engine: Any, source: Source | bytes, name: str | None = None)
 
 
 def first_line(text: str) -> str:
-    """The line of a wasmtime error that names the cause."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # wasmtime puts the cause last ("Caused by: ..."); the first line is generic.
-    for line in reversed(lines):
-        if not line.startswith(("Caused by", "Stack backtrace")) and not line[:1].isdigit():
-            return line
-    return lines[0] if lines else text
+    """The line of a wasmtime error that names the cause.
+
+    wasmtime puts the cause last, its chain numbered (``Caused by:`` / ``0: ...`` /
+    ``1: ...``); the first line is generic ("failed to compile: wasm[0]::function[1]").
+    """
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Stack backtrace"):
+            break
+        number, sep, rest = line.partition(": ")
+        if sep and number.isdigit():
+            line = rest.strip()
+        if line and not line.startswith("Caused by"):
+            lines.append(line)
+    return lines[-1] if lines else text.strip()

@@ -104,6 +104,10 @@ WASM_EXTERN_FUNC = 0
 WASM_EXTERN_MEMORY = 3
 VALKIND_I32 = 0
 VALKIND_I64 = 1
+VALKIND_F32 = 2
+VALKIND_F64 = 3
+VALKIND_EXTERNREF = 128
+VALKIND_FUNCREF = 129
 
 callback_t = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(wasmtime_val_raw_t),
                               c_size_t)
@@ -124,6 +128,7 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "wasmtime_config_wasm_gc_set": (None, (_V, c_bool)),
     "wasmtime_config_wasm_function_references_set": (None, (_V, c_bool)),
     "wasmtime_config_wasm_exceptions_set": (None, (_V, c_bool)),
+    "wasmtime_config_wasm_wide_arithmetic_set": (None, (_V, c_bool)),
     "wasm_engine_new_with_config": (_V, (_V,)),
     "wasmtime_module_new": (_V, (_V, _V, c_size_t, _V)),
     "wasmtime_module_deserialize_file": (_V, (_V, ctypes.c_char_p, _V)),
@@ -199,6 +204,7 @@ wasmtime_config_wasm_gc_set = _declare("wasmtime_config_wasm_gc_set")
 wasmtime_config_wasm_function_references_set = _declare(
     "wasmtime_config_wasm_function_references_set")
 wasmtime_config_wasm_exceptions_set = _declare("wasmtime_config_wasm_exceptions_set")
+wasmtime_config_wasm_wide_arithmetic_set = _declare("wasmtime_config_wasm_wide_arithmetic_set")
 wasm_engine_new_with_config = _declare("wasm_engine_new_with_config")
 wasmtime_module_new = _declare("wasmtime_module_new")
 wasmtime_module_deserialize_file = _declare("wasmtime_module_deserialize_file")
@@ -336,8 +342,8 @@ class Handle:
 
 def engine() -> Handle:
     """An engine with the threads and shared-memory proposals on, and GC, typed function
-    references and exception handling off, as the wasmtime 46 CLI has them by default
-    (wasmtime-py's defaults else).
+    references, exception handling and wide arithmetic off, as the wasmtime 46 CLI has them by
+    default (wasmtime-py's defaults else).
 
     Off also because the C API cannot describe the types those proposals add: listing the
     imports or exports of a module that uses them in a signature aborts the process
@@ -350,4 +356,5 @@ def engine() -> Handle:
     wasmtime_config_wasm_gc_set(config, False)
     wasmtime_config_wasm_function_references_set(config, False)
     wasmtime_config_wasm_exceptions_set(config, False)
+    wasmtime_config_wasm_wide_arithmetic_set(config, False)
     return Handle(wasm_engine_new_with_config(config))  # takes ownership of the config

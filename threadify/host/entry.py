@@ -1,0 +1,145 @@
+"""What a run calls once the main instance exists: the command's entry points, as the wasmtime
+CLI chooses and calls them (docs/host.md, "Entry points").
+
+wasmtime's ``run`` does not insist on ``_start``. After instantiating (which runs the module's
+start function) it calls ``_initialize`` when the module exports a function of that name (a
+*reactor*'s set-up), then the function exported under the empty name ``""``, or else
+``_start``, or nothing at all (exit 0). That function may take parameters, which are parsed from
+the program's arguments (``i32``/``i64`` in decimal or ``0x`` hex, ``f32``/``f64`` as decimals),
+and may return results, which are printed on stdout one per line. The host does the same, in the
+same order, so that a module behaves here as it does there — output, exit code and all.
+
+Only the types of these few functions are ever asked of wasmtime's C API: describing a function
+type that mentions ``v128`` aborts the process there, so asking for every export's type would let
+any SIMD helper export end a run (:mod:`threadify.host.loading`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from threadify.host import termination
+
+INITIALIZE = "_initialize"
+#: Looked up in this order, as wasmtime's CLI does: the first that is a function is called.
+MAIN_NAMES = ("", "_start")
+
+_TYPE_NAMES = {"i": "i32", "I": "i64", "f": "f32", "F": "f64", "r": "funcref", "e": "externref",
+               "?": "v128"}
+_FLOAT = re.compile(r"[+-]?(?:inf|infinity|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)",
+                    re.IGNORECASE)
+
+
+class EntryPoints:
+    """The functions a run calls: ``_initialize`` (if a function) and the main one, with their
+    signatures as strings of value kinds (:func:`threadify.host.loading.signature`)."""
+
+    __slots__ = ("initialize", "main", "main_type")
+
+    def __init__(self, initialize: tuple[str, str] | None, main: str | None,
+                 main_type: tuple[str, str] = ("", "")) -> None:
+        self.initialize = initialize
+        self.main = main
+        self.main_type = main_type
+
+
+class BadArgument(Exception):
+    """A program argument that cannot be the main function's parameter (one line)."""
+
+
+def _fail(message: str) -> NoReturn:
+    termination.end_run(termination.EXIT_HOST_ERROR, f"error: {message}")
+
+
+def parse_params(kinds: str, args: Sequence[str], name: str) -> list[tuple[str, Any]]:
+    """The main function's parameters from the program's arguments, as wasmtime parses them."""
+    label = f"`{name}`" if name else "command default"
+    if len(args) < len(kinds):
+        raise BadArgument(f"not enough arguments for {label}: it takes {len(kinds)}, "
+                          f"{len(args)} given")
+    out: list[tuple[str, Any]] = []
+    for kind, text in zip(kinds, args[:len(kinds)], strict=True):
+        if kind in "iI":
+            bits = 32 if kind == "i" else 64
+            hexa = text[:2] in ("0x", "0X")
+            digits = text[2:] if hexa else text
+            body = digits.lstrip("+-")
+            ok = len(digits) - len(body) <= 1 and body and all(
+                c in "0123456789abcdefABCDEF" if hexa else c in "0123456789" for c in body)
+            value = int(digits, 16 if hexa else 10) if ok else None
+            if value is None or not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+                raise BadArgument(f"argument {text!r} is not an {_TYPE_NAMES[kind]}")
+            out.append((kind, value))
+        elif kind in "fF":
+            if not _FLOAT.fullmatch(text):
+                raise BadArgument(f"argument {text!r} is not an {_TYPE_NAMES[kind]}")
+            number = float(text)
+            out.append((kind, ctypes.c_float(number).value if kind == "f" else number))
+        else:
+            raise BadArgument(f"`{name}` takes a {_TYPE_NAMES.get(kind, kind)} parameter, which "
+                              "cannot be given as an argument")
+    return out
+
+
+def rust_float(value: float, single: bool) -> str:
+    """``value`` as Rust's ``Display`` writes an ``f32``/``f64`` (what wasmtime prints): the
+    shortest digits that read back as the same value, never in exponent notation."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    if single:
+        for digits in range(1, 10):
+            text = f"{value:.{digits - 1}e}"
+            if ctypes.c_float(float(text)).value == value:
+                break
+    else:
+        text = repr(value)
+    from decimal import Decimal  # only for a function that returns a float
+
+    return format(Decimal(text).normalize(), "f")
+
+
+def format_result(kind: str, raw: Any) -> str:
+    """One result as wasmtime's CLI prints it."""
+    if kind == "i":
+        return str(raw.i32)
+    if kind == "I":
+        return str(raw.i64)
+    if kind == "f":
+        return rust_float(raw.f32, True)
+    if kind == "F":
+        return rust_float(raw.f64, False)
+    if kind == "r":
+        return "<funcref>" if raw.funcref else "<null funcref>"
+    if kind == "e":
+        return "<externref>" if raw.i32 else "<null externref>"
+    return str(int.from_bytes(bytes(raw.v128), "little"))
+
+
+def run(instance: Any, entry: EntryPoints, args: Sequence[str]) -> NoReturn:
+    """Call the entry points on the main ``instance`` (a :class:`spawning.Instance`) and end the
+    run: 0 when they return, or what a trap, ``proc_exit`` or a bad argument makes it."""
+    if entry.initialize is not None:
+        if entry.initialize != ("", ""):
+            _fail(f"`{INITIALIZE}` must take no parameters and return nothing")
+        instance.call_export(INITIALIZE.encode(), None, [], "")
+    if entry.main is None:
+        termination.end_run(0)
+    params, results = entry.main_type
+    try:
+        values = parse_params(params, args, entry.main)
+    except BadArgument as exc:
+        _fail(str(exc))
+    raw = instance.call_export(entry.main.encode(), None, values, results)
+    if results:
+        text = "".join(f"{format_result(kind, raw[i])}\n" for i, kind in enumerate(results))
+        try:
+            os.write(1, text.encode())
+        except OSError:
+            pass
+    termination.end_run(0)
