@@ -165,6 +165,8 @@ def split_parent(dirfd: int, path: str, *, strip_slashes: bool = False) -> tuple
     """
     if path.startswith("/"):
         raise Escape(path)
+    if "\0" in path:  # the final name goes to libc as a C string: it must not end early
+        raise OSError(errno.EINVAL, "NUL byte in path", path)
     if strip_slashes:
         path = path.rstrip("/") or path
     if path == "":
@@ -176,6 +178,15 @@ def split_parent(dirfd: int, path: str, *, strip_slashes: bool = False) -> tuple
         head, name = "/".join(parts[:-1]) or ".", parts[-1]
     parent = open_beneath(dirfd, head, os.O_PATH | os.O_DIRECTORY)
     return parent, name
+
+
+def components(path: str) -> list[str]:
+    """The components of a relative path as Rust's ``Path::components`` sees them, which is how
+    wasmtime's sandboxing library decides how to stat a path: empty parts, trailing slashes and
+    ``.`` parts are dropped, except a ``.`` that starts the path."""
+    parts = path.split("/")
+    kept = [p for p in parts if p not in ("", ".")]
+    return ["."] + kept if parts[0] == "." else kept
 
 
 UTIME_NOW = (1 << 30) - 1
