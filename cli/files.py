@@ -160,7 +160,8 @@ def _temporary_file(directory: str, name: str) -> tuple[int, str]:
     ``tempfile.mkstemp`` does)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        candidate = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+        # at most 18 + 100 characters: a legal output name of 255 would not fit with the rest
+        candidate = os.path.join(directory, f".{name[:100]}.{os.urandom(6).hex()}.tmp")
         try:
             return os.open(candidate, flags, 0o600), candidate
         except FileExistsError:

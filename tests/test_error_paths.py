@@ -370,3 +370,13 @@ def test_an_endless_input_is_not_read_to_the_end(tmp_path: Path) -> None:
         assert proc.returncode == 1
         assert b"expected WebAssembly module magic" in proc.stdout + proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_name_of_the_longest_legal_length(tmp_path: Path) -> None:
+    """The temporary file beside the output is named after it: for an output name near the
+    file system's 255-byte limit it was longer than that ('File name too long')."""
+    out = tmp_path / ("a" * 245 + ".wasm")
+    proc = cli(str(GOOD), "-o", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == threadify.transform(GOOD.read_bytes())
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
