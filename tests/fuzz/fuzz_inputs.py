@@ -203,8 +203,10 @@ class Campaign:
         out_f = tempfile.TemporaryFile()
         err_f = tempfile.TemporaryFile()
         started = time.monotonic()
+        # another hash seed than the library run's: output that depends on set order shows
+        env = {**os.environ, "PYTHONHASHSEED": "random"}
         proc = subprocess.Popen(THREADIFY + argv, stdout=out_f, stderr=err_f,
-                                stdin=subprocess.DEVNULL, cwd=self.work)
+                                stdin=subprocess.DEVNULL, cwd=self.work, env=env)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
