@@ -74,6 +74,11 @@ def main() -> None:
     sections = [(sid, uleb(0x7FFFFFFF) + payload[1:] if sid == 10 else payload)
                 for sid, payload in sections]
     files["code-count-huge.wasm"] = join(sections)
+    # invalid (a data count without data) with DWARF that wasm-tools cannot parse: its
+    # time-stamped "WARN ] failed to parse DWARF" line was taken for the validation error
+    files["invalid-with-dwarf-warning.wasm"] = join([
+        (5, b"\x01\x03\x01\x64"), (6, b"\x01\x7f\x01\x41\x80\x80\x04\x0b"), (12, b"\x01"),
+        custom(".debug_info", b"\x07\x00\x00\x00\x04\x00\x00\x00\x00\x00\x04")])
     for name, data in files.items():
         (HERE / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
