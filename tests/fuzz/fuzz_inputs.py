@@ -75,7 +75,7 @@ class Campaign:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tool = wasm_tools()
-        self.sources = [p for p in FIXTURES]
+        self.sources = [] if args.corpus_only else list(FIXTURES)
         if args.corpus:
             self.sources += sorted(p for p in Path(args.corpus).glob("*.wasm")
                                    if p.stat().st_size <= args.corpus_max)
@@ -345,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--corpus-max", type=int, default=1 << 20,
                         help="corpus modules up to this many bytes")
+    parser.add_argument("--corpus-only", action="store_true",
+                        help="edit only the corpus modules (from 1 MiB the command line maps "
+                             "its input instead of reading it)")
     parser.add_argument("--cli-share", type=float, default=0.25)
     parser.add_argument("--limit", type=int, default=20, help="seconds per input")
     parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
