@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -42,6 +43,8 @@ CASES: dict[str, tuple[str, str | None, str | None]] = {
     "record-missing-fields.wasm": ("C", None, "block_size is None"),
     "record-not-utf8.wasm": ("C", None, "can't decode byte 0xff"),
     "record-bad-function.wasm": ("C", None, "threadify_init is 4294967295, not a defined"),
+    # inspect --json printed the record's 1e999 and NaN as Infinity and NaN: not JSON
+    "record-infinity.wasm": ("C", None, "block_size is None"),
     # an error inside the name section was placed at an offset inside that section
     "name-section-cut.wasm": ("D", "at byte 75: expected 30 bytes of name subsection (only 18 "
                                    "left), in the 'name' custom section", None),
@@ -69,7 +72,7 @@ def test_regression_in_the_library(name: str) -> None:
             assert report.verdict == verdict, report.reasons
         for reason in report.reasons:
             one_line(reason)
-        json.dumps(report.as_dict())
+        json.dumps(report.as_dict(), allow_nan=False)
         assert "Traceback" not in report.text()
     if verdict == "D":
         with pytest.raises(threadify.ThreadifyError) as caught:
@@ -105,7 +108,7 @@ def test_regression_on_the_command_line(name: str, tmp_path: Path) -> None:
         assert proc.returncode == (1 if verdict == "D" else 0), proc.stderr
         assert proc.stderr == b""
         if "--json" in args:
-            assert json.loads(proc.stdout)["class"] == verdict
+            assert _strict_json(proc.stdout)["class"] == verdict
     extra = ["--verify"] if verify_error is not None else []
     proc = _cli(tmp_path, "in.wasm", "-o", "out.wasm", *extra)
     text = proc.stderr.decode()
@@ -119,6 +122,14 @@ def test_regression_on_the_command_line(name: str, tmp_path: Path) -> None:
     assert (error or verify_error or "") in lines[0]
     assert all(not line.startswith("threadify: error") for line in lines[1:]), text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wasm"]
+
+
+def _strict_json(text: bytes) -> Any:
+    """``text`` parsed as JSON proper: without the NaN and Infinity Python would accept."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

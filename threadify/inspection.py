@@ -83,6 +83,9 @@ class ThreadifySection:
     def read(cls, payload: bytes) -> ThreadifySection:
         try:
             record = json.loads(bytes(payload).decode())
+            # NaN, Infinity (1e999): Python reads them, but --json would print what no other
+            # JSON reader accepts
+            json.dumps(record, allow_nan=False)
         except (ValueError, RecursionError):  # also UnicodeDecodeError; "[[[[..." nests deep
             record = None
         if not isinstance(record, dict):

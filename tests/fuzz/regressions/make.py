@@ -51,6 +51,9 @@ def main() -> None:
         # function it does not have: KeyError, UnicodeDecodeError, IndexError tracebacks
         "record-missing-fields.wasm": join([custom("threadify", b'{"abi": 1}')]),
         "record-not-utf8.wasm": join([custom("threadify", b"\xff{}")]),
+        # 1e999 and NaN: Python reads them, and inspect --json printed Infinity and NaN, which
+        # no strict JSON reader (jq) accepts
+        "record-infinity.wasm": join([custom("threadify", b'{"abi": 1, "x": 1e999, "y": NaN}')]),
         "record-bad-function.wasm": join([custom("threadify",
                                                  record({"threadify_init": 4294967295}))]),
     }
