@@ -14,6 +14,7 @@ description (kept with a finding so that it can be reproduced and minimised).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 
@@ -237,10 +238,41 @@ def _target_features_payload(rng: random.Random) -> bytes:
     return uleb(rng.choice([n, n, 0xFFFFFFFF, n + 2])) + items
 
 
+#: A record as threadify writes it (the layout of a small class A output), for forgeries.
+RECORD = {"abi": 1, "block_size": 1114112, "blocks_from": 131072, "class": "A",
+          "control_block": 65472, "control_on_stack": True,
+          "functions": {"threadify_init": 31, "threadify_stack_overflow": 24,
+                        "wasi_thread_start": 30},
+          "globals": {"threadify_block": 3, "threadify_tid": 2}, "stack_pointer": 0,
+          "stack_size": 1048576, "stack_top": 1048592, "tdata": 0, "tls_align": 4096,
+          "tls_base": 1, "tls_offset": 1052672, "tls_size": 1128, "version": "0.1.0"}
+
+
+def forged_record(rng: random.Random) -> bytes:
+    """:data:`RECORD` with a few fields removed or given other values or types."""
+    record: dict[str, object] = json.loads(json.dumps(RECORD))
+    for _ in range(rng.randint(1, 3)):
+        key = rng.choice(list(record))
+        value = record[key]
+        odd: object = rng.choice([0, 1, 65536, 2**31, 2**32 - 1, 10**12, -5, None, "x", [], {},
+                                  True])
+        if rng.random() < 0.3:
+            del record[key]
+        elif isinstance(value, dict) and value:
+            value[rng.choice(list(value))] = odd
+        else:
+            record[key] = odd
+    if rng.random() < 0.2:
+        record["stack_check"] = rng.choice([{}, {"checks": 3, "main_stack": [0, 65536]}, 7])
+    return json.dumps(record).encode()
+
+
 def _threadify_payload(rng: random.Random) -> bytes:
+    if rng.random() < 0.4:
+        return forged_record(rng)
     return rng.choice([b"{}", b"[]", b"null", b"{\"version\": 1, \"abi\": \"x\"}",
                        b"{\"abi\": 1, \"stack_check\": {}}", b"\xff\xfe", b"[" * 100000,
-                       b"{\"abi\": true}", b"1e999999"])
+                       b"{\"abi\": true}", b"1e999999", b"{\"abi\": 1, \"x\": NaN}"])
 
 
 def bogus_custom(data: bytes, rng: random.Random) -> tuple[bytes, str] | None:
