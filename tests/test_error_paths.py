@@ -380,3 +380,17 @@ def test_output_name_of_the_longest_legal_length(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes() == threadify.transform(GOOD.read_bytes())
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_rejected_in_place_keeps_the_input(tmp_path: Path) -> None:
+    """``-o`` naming the input: a rejection found last (validation) leaves the input's bytes
+    and nothing beside them; standard output gets nothing either."""
+    src = tmp_path / "bad.wasm"
+    src.write_bytes(BAD["bad-body"][0]())
+    before = digest(src)
+    proc = cli(str(src), "-o", str(src))
+    assert proc.returncode == 1 and b"not valid WebAssembly" in proc.stderr
+    one_line_error(proc.stderr.decode())
+    assert digest(src) == before and [p.name for p in tmp_path.iterdir()] == ["bad.wasm"]
+    proc = cli(str(src), "-o", "-")
+    assert proc.returncode == 1 and proc.stdout == b""
