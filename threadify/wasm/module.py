@@ -71,10 +71,8 @@ def _header(section_id: int, size: int, width: int | None = None) -> bytes:
 
 def _count_width(chunk: bytes | memoryview) -> int:
     """The length of the LEB128 count at the start of ``chunk``; 0 if it does not end there."""
-    for i, byte in enumerate(bytes(chunk[:5])):
-        if byte < 0x80:
-            return i + 1
-    return 0
+    value, end = uleb32_at(chunk, 0, len(chunk))
+    return end if value >= 0 else 0
 
 
 class _Section:
