@@ -134,16 +134,21 @@ def test_wrong_wasix_types_and_unknown_wasix_calls_are_one_line_errors(tmp_path:
         assert len(proc.stderr.splitlines()) <= 2 and "Traceback" not in proc.stderr
 
 
-def test_wasix_call_without_a_memory_ends_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("call", "type_", "args"), [
+    ("thread_id", "(param i32) (result i32)", "(i32.const 0)"),
+    ("thread_sleep", "(param i64) (result i32)", "(i64.const 0)"),  # touches no memory
+])
+def test_wasix_call_without_a_memory_ends_the_run(tmp_path: Path, call: str, type_: str,
+                                                  args: str) -> None:
     """Wasmer refuses to start a module with no memory it could use ("No imported or exported
-    memory found"); this host, like wasmtime's WASI, ends the run at the first call (exit 1)."""
+    memory found"); this host, like wasmtime's WASI, ends the run at the first call (exit 1),
+    whether or not the call itself would touch memory (as preview1's ``proc_exit`` does)."""
     path = tmp_path / "nomem.wasm"
-    path.write_bytes(wat2wasm('(module (import "wasix_32v1" "thread_id" (func $t (param i32) '
-                              '(result i32))) (memory 1) (func (export "_start") '
-                              '(drop (call $t (i32.const 0)))))'))
+    path.write_bytes(wat2wasm(f'(module (import "wasix_32v1" "{call}" (func $t {type_})) '
+                              f'(memory 1) (func (export "_start") (drop (call $t {args}))))'))
     proc = run_cli([str(path)])
     assert proc.returncode == 1
-    assert proc.stderr.startswith("threadify run: main thread: thread_id: ")
+    assert proc.stderr.startswith(f"threadify run: main thread: {call}: ")
     assert "missing required memory export" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
 

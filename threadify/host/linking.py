@@ -3,8 +3,9 @@
 wasmtime-py's ``Linker.define_func`` wraps every call in a ``Caller`` object and ``Val``
 conversions, and parks a raised exception in one process-wide slot from where it can surface in
 *another* thread's call. Here every host function is one ``wasmtime_linker_define_func_unchecked``
-entry sharing a single ctypes trampoline: arguments are read straight from the raw value array,
-the result written back in place. The trampoline catches everything: an expected failure becomes
+entry sharing one of two ctypes trampolines (the second also keeps the caller, for a plain
+program's memory: :func:`define`): arguments are read straight from the raw value array, the
+result written back in place. The trampolines catch everything: an expected failure becomes
 a WASI errno; anything else (a host bug) becomes a wasm trap carrying a one-line message, which
 ends the run like any other trap. The functions are store-independent, so one linker (and one
 ``InstancePre``) serves every thread.
@@ -34,11 +35,8 @@ def trap_pointer(message: str) -> int:
     return int(capi.wasmtime_trap_new(raw, len(raw)) or 0)
 
 
-@capi.callback_t  # type: ignore[untyped-decorator]
-def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
-    call = CURRENT_CALL
-    outer = getattr(call, "caller", None)
-    call.caller, call.region = caller, None  # for CallerMemory; restored for a nesting call
+def _call(env: int | None, args: Any) -> int:
+    """Run handler ``env``; whatever it raises becomes a trap with a one-line message."""
     try:
         handler = _HANDLERS[env or 0]
         assert handler is not None
@@ -48,6 +46,24 @@ def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
             return trap_pointer(f"host error: {type(exc).__name__}: {exc}")
         except BaseException:  # noqa: BLE001
             return 0
+
+
+@capi.callback_t  # type: ignore[untyped-decorator]
+def _dispatch(env: int | None, caller: Any, args: Any, nargs: int) -> int:
+    """The trampoline of host functions that need nothing of their caller (a threaded
+    program's memory is the one shared memory, known at link time)."""
+    return _call(env, args)
+
+
+@capi.callback_t  # type: ignore[untyped-decorator]
+def _dispatch_with_caller(env: int | None, caller: Any, args: Any, nargs: int) -> int:
+    """The trampoline of a plain program's WASI functions: the memory they use is the caller's
+    (:class:`~threadify.host.memory.CallerMemory`), so the caller is kept for the call."""
+    call = CURRENT_CALL
+    outer = getattr(call, "caller", None)
+    call.caller, call.region = caller, None  # restored for a nesting call
+    try:
+        return _call(env, args)
     finally:
         call.caller, call.region = outer, None
 
@@ -80,14 +96,21 @@ def _functype(params: str, results: str) -> int:
 
 
 def define(linker: Any, module: str, name: str, params: str, results: str,
-           handler: Handler) -> None:
-    """Define ``module.name`` in ``linker`` (wasmtime-py's or a raw handle) as ``handler``."""
+           handler: Handler, *, caller_memory: bool = False) -> None:
+    """Define ``module.name`` in ``linker`` (wasmtime-py's or a raw handle) as ``handler``.
+
+    ``caller_memory``: the handler reaches guest memory through a
+    :class:`~threadify.host.memory.CallerMemory`, which needs to know the calling instance.
+    Only then is the caller kept: two thread-local writes and a restore per call that a
+    threaded program's calls need not pay.
+    """
     _HANDLERS.append(handler)
     index = len(_HANDLERS) - 1
     mod_raw, name_raw = module.encode(), name.encode()
     capi.check(capi.wasmtime_linker_define_func_unchecked(
         linker.ptr(), mod_raw, len(mod_raw), name_raw, len(name_raw),
-        _functype(params, results), _dispatch, index, _no_finalizer))
+        _functype(params, results), _dispatch_with_caller if caller_memory else _dispatch,
+        index, _no_finalizer))
 
 
 def memoryless_handler(name: str) -> Handler:
@@ -140,8 +163,10 @@ def wasi_handler(wasi: Wasi, name: str, module: str = PREVIEW1, *,
     return handler
 
 
-def define_wasi(linker: Any, wasi: Wasi, imports: list[tuple[str, str]]) -> None:
+def define_wasi(linker: Any, wasi: Wasi, imports: list[tuple[str, str]], *,
+                caller_memory: bool = False) -> None:
     """Define each imported WASI function once (a module may import one name twice)."""
     for module, name in dict.fromkeys(imports):
         params, results = signature(module, name) or ("", "")
-        define(linker, module, name, params, results, wasi_handler(wasi, name, module))
+        define(linker, module, name, params, results, wasi_handler(wasi, name, module),
+               caller_memory=caller_memory)

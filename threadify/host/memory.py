@@ -30,6 +30,10 @@ from typing import Any
 from threadify.native import capi
 
 PAGE = 65536
+#: How much of a shared memory the host's view spans at most: a WASI pointer and a length are
+#: 32-bit values, so nothing beyond 8 GiB is ever addressed (a 64-bit memory's maximum may lie
+#: far beyond what can be mapped).
+VIEW_LIMIT = 1 << 33
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -62,53 +66,24 @@ def _define_extern(linker: Any, context: Any, module: str, name: str, ext: Any) 
                                            name_raw, len(name_raw), ctypes.byref(ext)))
 
 
-class SharedLinearMemory:
-    """Owns the ``wasmtime_sharedmemory_t`` and gives bounds-checked byte access to it."""
+class LinearMemory:
+    """Bounds-checked access to guest memory: what the WASI implementation uses.
 
-    def __init__(self, engine: Any, memory_type: Any) -> None:
-        """``engine`` and ``memory_type``: anything with ``ptr()`` (wasmtime-py's or ours)."""
-        out = ctypes.c_void_p()
-        capi.check(capi.wasmtime_sharedmemory_new(engine.ptr(), memory_type.ptr(),
-                                                  ctypes.byref(out)))
-        ptr = out.value
-        self.ptr = ptr
-        limit = ctypes.c_uint64()
-        capi.wasmtime_memorytype_maximum(memory_type.ptr(), ctypes.byref(limit))
-        self.max_bytes = int(limit.value) * PAGE
-        base = capi.wasmtime_sharedmemory_data(ptr) or 0
-        self.base = base
-        raw = (ctypes.c_ubyte * self.max_bytes).from_address(base)
-        self._view = memoryview(raw).cast("B")
-        self.size = int(capi.wasmtime_sharedmemory_data_size(ptr))
+    Subclasses say where the memory is (:attr:`view`) and how far it reaches (:meth:`check`,
+    which raises :class:`GuestFault` beyond the end); the accessors are built on those two.
+    """
+
+    __slots__ = ()
 
     @property
     def view(self) -> memoryview:
-        """All of the memory's address range (only ``[0, size)`` is accessible)."""
-        return self._view
-
-    def as_extern(self) -> Any:
-        """The extern that links this memory (the part wasmtime-py 50 gets wrong)."""
-        ext = capi.wasmtime_extern_t()
-        ext.kind = capi.EXTERN_SHAREDMEMORY
-        ext.of.sharedmemory = self.ptr
-        return ext
-
-    def define_in(self, linker: Any, store_context: Any, module: str, name: str) -> None:
-        """Define this memory in ``linker`` under ``module``.``name``.
-
-        The C API wants a store context even though a shared memory belongs to no store; any
-        store of the engine will do.
-        """
-        _define_extern(linker, store_context, module, name, self.as_extern())
-
-    # -- bounds-checked access (callers turn GuestFault into EFAULT) ------------------------
+        """The memory's bytes (at least ``[0, size)``)."""
+        raise NotImplementedError
 
     def check(self, ptr: int, length: int) -> None:
-        end = ptr + length
-        if end > self.size:
-            self.size = int(capi.wasmtime_sharedmemory_data_size(self.ptr))
-            if end > self.size:
-                raise GuestFault(f"{ptr:#x}+{length}")
+        raise NotImplementedError
+
+    # -- bounds-checked access (callers turn GuestFault into EFAULT) ------------------------
 
     def read(self, ptr: int, length: int) -> bytes:
         self.check(ptr, length)
@@ -148,19 +123,70 @@ class SharedLinearMemory:
         return out
 
 
-class CallerMemory(SharedLinearMemory):
+class SharedLinearMemory(LinearMemory):
+    """Owns the ``wasmtime_sharedmemory_t`` and gives bounds-checked byte access to it."""
+
+    def __init__(self, engine: Any, memory_type: Any) -> None:
+        """``engine`` and ``memory_type``: anything with ``ptr()`` (wasmtime-py's or ours)."""
+        out = ctypes.c_void_p()
+        capi.check(capi.wasmtime_sharedmemory_new(engine.ptr(), memory_type.ptr(),
+                                                  ctypes.byref(out)))
+        ptr = out.value
+        self.ptr = ptr
+        limit = ctypes.c_uint64()
+        capi.wasmtime_memorytype_maximum(memory_type.ptr(), ctypes.byref(limit))
+        self.max_bytes = int(limit.value) * PAGE
+        base = capi.wasmtime_sharedmemory_data(ptr) or 0
+        self.base = base
+        raw = (ctypes.c_ubyte * min(self.max_bytes, VIEW_LIMIT)).from_address(base)
+        self._view = memoryview(raw).cast("B")
+        self.size = int(capi.wasmtime_sharedmemory_data_size(ptr))
+
+    @property
+    def view(self) -> memoryview:
+        """All of the memory's address range (only ``[0, size)`` is accessible)."""
+        return self._view
+
+    def as_extern(self) -> Any:
+        """The extern that links this memory (the part wasmtime-py 50 gets wrong)."""
+        ext = capi.wasmtime_extern_t()
+        ext.kind = capi.EXTERN_SHAREDMEMORY
+        ext.of.sharedmemory = self.ptr
+        return ext
+
+    def define_in(self, linker: Any, store_context: Any, module: str, name: str) -> None:
+        """Define this memory in ``linker`` under ``module``.``name``.
+
+        The C API wants a store context even though a shared memory belongs to no store; any
+        store of the engine will do.
+        """
+        _define_extern(linker, store_context, module, name, self.as_extern())
+
+    def check(self, ptr: int, length: int) -> None:
+        """Re-reads the size only when the access is beyond the size last seen (memory only
+        grows)."""
+        end = ptr + length
+        if end > self.size:
+            self.size = int(capi.wasmtime_sharedmemory_data_size(self.ptr))
+            if end > self.size:
+                raise GuestFault(f"{ptr:#x}+{length}")
+
+
+class CallerMemory(LinearMemory):
     """The memory WASI uses in a single-threaded program: the caller's ``memory`` export.
 
-    It offers the accessors of :class:`SharedLinearMemory` (so the WASI implementation serves
-    both kinds of program unchanged), but finds the memory anew in every host call, because an
-    ordinary memory belongs to one store and moves when it grows. As in wasmtime, the memory is
-    the calling instance's export named ``memory``; a module that does not export it but imports
-    exactly one memory gets that one (``fallback``, with the store it was created in, or a
-    :class:`SharedLinearMemory`). Only the thread that runs the program uses it.
+    A :class:`LinearMemory` like :class:`SharedLinearMemory` (so the WASI implementation serves
+    both kinds of program unchanged), but one that owns no memory: it finds the memory anew in
+    every host call, because an ordinary memory belongs to one store and moves when it grows.
+    As in wasmtime, the memory is the calling instance's export named ``memory``; a module that
+    does not export it but imports exactly one memory gets that one (``fallback``, with the
+    store it was created in, or a :class:`SharedLinearMemory`). Only the thread that runs the
+    program uses it.
     """
 
+    __slots__ = ("_fallback",)
+
     def __init__(self, fallback: SharedLinearMemory | StoreMemory | None = None) -> None:
-        # no super().__init__(): there is no memory of our own to create
         self._fallback = fallback
 
     def _region(self) -> memoryview:

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from threadify.errors import Hint, Suggestion, ThreadifyError
 from threadify.host import DEFAULT_MAX_THREADS, entry, loading, termination
 from threadify.host.linking import define, define_wasi
-from threadify.host.memory import CallerMemory, SharedLinearMemory, StoreMemory
+from threadify.host.memory import CallerMemory, LinearMemory, SharedLinearMemory, StoreMemory
 from threadify.host.sandbox import Preopen
 from threadify.native import capi
 from threadify.native.cache import first_line
@@ -96,8 +96,9 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
         capi.wasmtime_store_new(engine.ptr(), None, capi.NULL_FINALIZER))
     memory = _link_memories(engine, linker, scratch, shape, name)
     wasi = Wasi(memory, [name, *args], list(env), preopens)
+    caller_memory = isinstance(memory, CallerMemory)
     if shape.wasi_memory:
-        define_wasi(linker, wasi, shape.wasi_imports)
+        define_wasi(linker, wasi, shape.wasi_imports, caller_memory=caller_memory)
     else:
         _define_wasi_without_memory(linker, shape.wasi_imports)
     # WASIX numbers the main thread 1, so its spawned threads start at 2
@@ -112,7 +113,8 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     if shape.wasix_imports:
         from threadify.host.wasix import define_wasix
 
-        define_wasix(linker, shape.wasix_imports, wasi, memory, spawner, shape.wasi_memory)
+        define_wasix(linker, shape.wasix_imports, wasi, memory, spawner,
+                     has_memory=shape.wasi_memory, caller_memory=caller_memory)
     pre = c_void_p()
     try:
         capi.check(capi.wasmtime_linker_instantiate_pre(linker.ptr(), compiled.ptr(),
@@ -145,7 +147,7 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
 
 
 def _link_memories(engine: Any, linker: Any, context: Any, shape: loading.ProgramShape,
-                   name: str) -> SharedLinearMemory:
+                   name: str) -> LinearMemory:
     """Create and link the memories the module imports; the memory WASI will use.
 
     A threaded program's one shared memory is linked into every thread's instance and is what

@@ -14,7 +14,7 @@ was opened; ``fd_fdstat_set_rights`` is not supported), the errno of every failu
 ends the program instead of returning an errno: an out-of-bounds or misaligned pointer and an
 argument outside its flag or enum type end the run with exit code 1, as wasmtime's CLI does.
 
-Guest memory is accessed through :class:`~threadify.host.memory.SharedLinearMemory` (bounds
+Guest memory is accessed through :class:`~threadify.host.memory.LinearMemory` (bounds
 checked). Paths go through :mod:`threadify.host.sandbox`, so nothing outside the granted preopens
 is reachable. Each function returns a WASI errno; exceptions are translated here and never reach
 wasmtime (see :mod:`threadify.host.linking`). The older snapshot ``wasi_unstable`` is the same
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from threadify.host import termination
-from threadify.host.memory import GuestFault, SharedLinearMemory
+from threadify.host.memory import GuestFault, LinearMemory
 from threadify.host.sandbox import (
     Escape,
     Preopen,
@@ -253,7 +253,7 @@ class Wasi:
 
     RIGHTS_MASK = R_ALL
 
-    def __init__(self, memory: SharedLinearMemory, args: list[str],
+    def __init__(self, memory: LinearMemory, args: list[str],
                  env: list[tuple[str, str]], preopens: list[Preopen]) -> None:
         self.mem = memory
         self.args = [a.encode() + b"\0" for a in args]

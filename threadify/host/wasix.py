@@ -44,7 +44,7 @@ from typing import Any
 
 from threadify.host import termination
 from threadify.host.linking import Handler, define, memoryless_handler, trap_pointer, wasi_handler
-from threadify.host.memory import GuestFault, MemoryMissing
+from threadify.host.memory import GuestFault
 from threadify.host.spawning import THREAD, Refusal
 from threadify.host.wasi import M32, M64, PREVIEW1, GuestMisaligned
 from threadify.host.wasi_snapshots import signature
@@ -233,24 +233,27 @@ class Wasix:
         return ESUCCESS
 
 
-def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner: Any,
-                 has_memory: bool = True) -> None:
+def define_wasix(linker: Any, names: list[str], wasi: Any, memory: Any, spawner: Any, *,
+                 has_memory: bool = True, caller_memory: bool = False) -> None:
     """Define the ``wasix_32v1`` functions the module imports (``names``) in ``linker``.
 
-    Without a memory WASI could use (``has_memory``), a call that needs memory ends the run as
-    the preview1 calls then do (docs/host.md, "Plain modules").
+    Without a memory WASI could use (``has_memory``), every call ends the run, decided here at
+    link time as for the preview1 calls (docs/host.md, "Plain modules"). ``caller_memory``: the
+    memory is the caller's (:func:`threadify.host.linking.define`).
     """
     wasix = Wasix(memory, spawner)
     for name in names:
-        if name not in CALLS:  # a preview1 function: the same implementation
-            params, results = wasix_signature(name) or ("", "")
-            define(linker, WASIX_MODULE, name, params, results,
-                   wasi_handler(wasi, name, served_as=WASIX_MODULE, guest_errno=_guest_errno)
-                   if has_memory else memoryless_handler(name))
-            continue
-        params, results = CALLS[name]
-        impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
-        define(linker, WASIX_MODULE, name, params, results, _handler(name, impl, params, results))
+        params, results = wasix_signature(name) or ("", "")
+        handler: Handler
+        if not has_memory:
+            handler = memoryless_handler(name)
+        elif name not in CALLS:  # a preview1 function: the same implementation
+            handler = wasi_handler(wasi, name, served_as=WASIX_MODULE, guest_errno=_guest_errno)
+        else:
+            impl = getattr(wasix, "thread_spawn_v2" if name == "thread_spawn" else name)
+            handler = _handler(name, impl, params, results)
+        define(linker, WASIX_MODULE, name, params, results, handler,
+               caller_memory=caller_memory and has_memory)
 
 
 def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
@@ -261,7 +264,6 @@ def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
     """
     wide = [kind == "I" for kind in params]
     exits = name == "thread_exit"
-    no_memory = memoryless_handler(name)
 
     def handler(args: Any) -> int:
         values = [args[i].i64 & M64 if w else args[i].i32 & M32 for i, w in enumerate(wide)]
@@ -269,8 +271,6 @@ def _handler(name: str, impl: Any, params: str, results: str) -> Handler:
             result = impl(*values)
         except GuestFault:
             result = EMEMVIOLATION
-        except MemoryMissing:
-            return no_memory(args)
         if exits:
             return trap_pointer("thread_exit")
         if results:
