@@ -31,6 +31,7 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes, int]] = {
     "unstable": ([], {}, b"", 0),
     "libc": (["x"], {"K": "V"}, b"", 3),
     "pathmatrix": ([], {}, b"", 0),
+    "fdmatrix": ([], {}, b"", 0),
 }
 
 # What pathmatrix prints after a call that may change the tree (the names it watches).

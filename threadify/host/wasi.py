@@ -64,6 +64,7 @@ ESUCCESS = 0
 EBADF = _ERRNO_NAMES.index("BADF")
 EINVAL = _ERRNO_NAMES.index("INVAL")
 EIO = _ERRNO_NAMES.index("IO")
+EINTR = _ERRNO_NAMES.index("INTR")
 ENOTDIR = _ERRNO_NAMES.index("NOTDIR")
 ENOTSUP = _ERRNO_NAMES.index("NOTSUP")
 EPERM = _ERRNO_NAMES.index("PERM")
@@ -464,12 +465,19 @@ class Wasi:
         buf, length = self._first_buffer(iovs, count)
         entry = self.descriptor(fd)
         if entry.kind == FILE:
+            if not entry.readable:  # (also when nothing is to be read)
+                raise WasiError(EBADF)
             with entry.io_lock:
                 n = os.preadv(entry.host_fd, [self._view(buf, length)], entry.position) \
                     if length else 0
                 entry.position += n
         elif entry.kind == STDIN:
-            n = os.readv(entry.host_fd, [self._view(buf, length)]) if length else 0
+            if not length:
+                # wasmtime waits until stdin can be read, then answers an empty read with INTR
+                # (whatever stdin is: a terminal, a pipe, a file, /dev/null).
+                select.select([entry.host_fd], [], [])
+                raise WasiError(EINTR)
+            n = os.readv(entry.host_fd, [self._view(buf, length)])
         else:
             raise WasiError(EBADF)
         self._put32(nread, n)
@@ -486,6 +494,8 @@ class Wasi:
         entry = self.descriptor(fd)
         data = self._read(buf, length)
         if entry.kind == FILE:
+            if not entry.writable:  # (also when nothing is to be written)
+                raise WasiError(EBADF)
             with entry.io_lock:
                 if entry.append:
                     n = os.pwritev(entry.host_fd, [data], 0, os.RWF_APPEND) if data else 0
@@ -516,7 +526,7 @@ class Wasi:
         entry = self.descriptor(fd)
         if entry.kind == STDIN:
             raise WasiError(ESPIPE)
-        if entry.kind != FILE:
+        if entry.kind != FILE or not entry.readable:
             raise WasiError(EBADF)
         n = os.preadv(entry.host_fd, [self._view(buf, length)], offset & M64) if length else 0
         self._put32(nread, n)
@@ -631,7 +641,12 @@ class Wasi:
 
     def fd_filestat_set_times(self, fd: int, atim: int, mtim: int, fst: int) -> int:
         a, m = self._times(atim, mtim, fst)
-        set_times(self._file_or_dir(fd).host_fd, None, a, m)
+        entry = self._file_or_dir(fd)
+        if entry.preopen is not None and (a, m) != (None, None):
+            # wasmtime does not change a preopened directory's own times through its
+            # descriptor (BADF); "." beneath it, by path, it does.
+            return EBADF
+        set_times(entry.host_fd, None, a, m)
         return ESUCCESS
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> int:
