@@ -137,3 +137,81 @@ def test_module_read_from_a_pipe(tmp_path: Path, cache: Path) -> None:
                           env=env, timeout=60)
     assert proc.returncode == 7, proc.stderr
     assert not (cache / "by-inode").exists()
+
+
+def _age(path: Path, seconds_ago: float) -> None:
+    """Make ``path`` look last used ``seconds_ago`` (the cache's recency is the mtime)."""
+    import time
+
+    when = time.time() - seconds_ago
+    os.utime(path, (when, when))
+
+
+def test_the_cache_is_bounded_and_keeps_the_recently_used(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a new entry trims the least recently used ones until the bound holds; using an
+    entry (a cache hit) makes it recent again."""
+    modules = {code: program(code, "a") for code in (1, 2, 3, 4)}
+    engine = loading.make_engine()
+    for code in (1, 2, 3):
+        native_cache.compile_module(engine, modules[code])
+    files = {code: cache / (native_cache._cache_key(data) + ".cwasm")
+             for code, data in modules.items()}
+    for age, code in ((300, 1), (200, 2), (100, 3)):  # 1 is the oldest ...
+        _age(files[code], age)
+    native_cache.compile_module(engine, modules[1])  # ... until it is used again
+    assert abs(os.stat(files[1]).st_mtime - os.stat(files[3]).st_mtime) > 50
+    size = os.stat(files[1]).st_size
+    monkeypatch.setenv("THREADIFY_CACHE_SIZE", str(3 * size + size // 2))  # room for three
+    native_cache.compile_module(engine, modules[4])
+    assert sorted(p.name for p in cache.glob("*.cwasm")) == sorted(
+        files[code].name for code in (1, 3, 4))  # 2 was the least recently used
+
+
+@pytest.mark.parametrize(("setting", "limit"), [
+    ("", native_cache.DEFAULT_LIMIT), ("1000", 1000), ("64KiB", 64 << 10), ("2 MiB", 2 << 20),
+    ("1GiB", 1 << 30), ("0", 0), ("lots", native_cache.DEFAULT_LIMIT),
+    ("-5", native_cache.DEFAULT_LIMIT)])
+def test_cache_size_setting(monkeypatch: pytest.MonkeyPatch, setting: str, limit: int) -> None:
+    monkeypatch.setenv("THREADIFY_CACHE_SIZE", setting)
+    assert native_cache.cache_limit() == limit
+
+
+def test_trim_removes_stale_temporary_files_and_spares_fresh_ones(cache: Path) -> None:
+    cache.mkdir(parents=True)
+    stale, fresh = cache / "x.cwasm.1.tmp", cache / "y.cwasm.2.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    _age(stale, 2 * native_cache.STALE_TEMP)
+    native_cache.trim(str(cache), 0)
+    assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_tiny_cache_neither_crash_nor_overflow_it(tmp_path: Path,
+                                                                     cache: Path) -> None:
+    """Four runs at once, each compiling two modules of its own into a cache with room for
+    about two: files vanish under the others' feet (trimmed, replaced); every run still ends
+    with its program's exit code, and the cache ends within its bound."""
+    paths = []
+    for code in range(8):
+        path = tmp_path / f"p{code}.wasm"
+        path.write_bytes(program(code, "abcdefgh"[code]))
+        paths.append(path)
+    native_cache.compile_module(loading.make_engine(), paths[0].read_bytes())
+    (one,) = cache.glob("*.cwasm")
+    size = one.stat().st_size
+    env = {**os.environ, "THREADIFY_CACHE_DIR": str(cache.parent),
+           "THREADIFY_CACHE_SIZE": str(2 * size + size // 2)}
+    script = ("import subprocess, sys\n"
+              "for p in sys.argv[1:]:\n"
+              f"    r = subprocess.run({RUN!r} + [p])\n"
+              "    assert r.returncode == int(p[-6]), (p, r.returncode)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(paths[2 * i]),
+                               str(paths[2 * i + 1]), str(paths[2 * i])],
+                              env=env, stderr=subprocess.PIPE) for i in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    total = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    assert total <= 2 * size + size // 2

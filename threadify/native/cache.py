@@ -14,6 +14,13 @@ even read. An entry is only written for a file whose times are older than :data:
 seconds: a file rewritten within one tick of the file system's clock can keep its times, and such
 a file is simply hashed again (the "racily clean" rule of git's index).
 
+The cache is bounded (:data:`DEFAULT_LIMIT`, ``$THREADIFY_CACHE_SIZE`` overrides it): every use
+of an entry sets its modification time, and whenever a new entry is written the least recently
+used ones are removed until the cache fits again (:func:`trim`). Several processes may share the
+cache: entries appear by atomic rename only, a reader maps its file (which an unlink by another
+process does not take away), and a file that vanishes while it is being looked at is simply
+skipped or compiled again.
+
 Used by the bundled host (:mod:`threadify.host.loading`) for the programs it runs and by the
 binary layer's native code scanner (:mod:`threadify.wasm.codescan`) for itself.
 """
@@ -35,12 +42,88 @@ SETTLED = 2.0
 #: with OpenSSL's SHA-256, which is faster per byte on CPUs with SHA extensions.
 SMALL_MODULE = 1 << 20
 
+#: The cache's default bound in bytes (compiled code is a few times the module's size).
+DEFAULT_LIMIT = 512 << 20
+#: A temporary file this old (seconds) belongs to a writer that died: removed by :func:`trim`.
+STALE_TEMP = 3600.0
+
+
 def cache_dir() -> str:
     override = os.environ.get("THREADIFY_CACHE_DIR")
     if override:
         return override
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "threadify")
+
+
+def cache_limit() -> int:
+    """The bound from ``$THREADIFY_CACHE_SIZE`` (bytes, or with a ``KiB``/``MiB``/``GiB``
+    suffix; 0 keeps nothing), else :data:`DEFAULT_LIMIT`. A setting that cannot be read is
+    ignored: a cache problem must never stop a run."""
+    text = os.environ.get("THREADIFY_CACHE_SIZE", "").strip()
+    for suffix, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("", 1)):
+        if text.endswith(suffix):
+            number = text[:len(text) - len(suffix)].strip()
+            if number.isdigit():
+                return int(number) * scale
+            break
+    return DEFAULT_LIMIT
+
+
+def _touch(path: str) -> None:
+    """Mark ``path`` as just used (its modification time is the cache's recency)."""
+    try:
+        os.utime(path)
+    except OSError:  # gone (trimmed by another process) or a read-only cache: harmless
+        pass
+
+
+def _remove(path: str) -> int:
+    """Unlink ``path``; the bytes freed (0 when another process removed it first)."""
+    try:
+        size = os.stat(path).st_size
+        os.unlink(path)
+    except OSError:
+        return 0
+    return size
+
+
+def trim(modules: str, limit: int) -> None:
+    """Remove the least recently used files of the cache folder ``modules`` (compiled modules
+    and recorded keys) until at most ``limit`` bytes remain; also temporary files left by a
+    writer that died. Safe against other processes doing the same at the same time."""
+    import time
+
+    now = time.time()
+    entries: list[tuple[int, int, str]] = []  # (last use in ns, size, path)
+    total = 0
+    for folder in (modules, os.path.join(modules, "by-inode")):
+        try:
+            listing = os.scandir(folder)
+        except OSError:
+            continue
+        with listing:
+            for entry in listing:
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:  # vanished between listing and looking
+                    continue
+                if entry.name.endswith(".tmp") and now - st.st_mtime > STALE_TEMP:
+                    _remove(entry.path)
+                    continue
+                entries.append((st.st_mtime_ns, st.st_size, entry.path))
+                total += st.st_size
+    if total <= limit:
+        return
+    entries.sort()
+    for _used, size, path in entries:
+        if total <= limit:
+            break
+        if not path.endswith(".tmp"):  # a file being written is not ours to take
+            _remove(path)
+        total -= size
 
 
 def make_engine() -> capi.Handle:
@@ -146,14 +229,17 @@ def _remember_key(modules: str, source: Source, key: str) -> None:
 def _write_atomically(path: str, data: Any) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     folder = os.path.dirname(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(folder, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs time
+    except OSError:  # an unwritable or full cache only costs time
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def compile_module(engine: Any, source: Source | bytes, name: str | None = None) -> capi.Handle:
@@ -165,10 +251,13 @@ def compile_module(engine: Any, source: Source | bytes, name: str | None = None)
     if key is None:
         key = _cache_key(source.data)
         _remember_key(modules, source, key)
+    elif source.stat is not None:
+        _touch(_stat_entry(modules, source.stat))
     path = os.path.join(modules, key + ".cwasm")
     out = c_void_p()
     error = capi.wasmtime_module_deserialize_file(engine.ptr(), path.encode(), byref(out))
     if not error:
+        _touch(path)
         return capi.Handle(out.value)
     capi.error_text(error)  # missing, or stale (another wasmtime build): compile and overwrite
     data = source.data
@@ -186,6 +275,7 @@ def compile_module(engine: Any, source: Source | bytes, name: str | None = None)
             capi.address(serialized.data))) as view:  # written without a copy
         _write_atomically(path, view)
     capi.wasm_byte_vec_delete(byref(serialized))
+    trim(modules, cache_limit())
     return module
 
 
