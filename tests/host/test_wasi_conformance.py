@@ -30,7 +30,7 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes, int]] = {
     "stdin": ([], {}, b"hello\nworld\n", 0),
     "unstable": ([], {}, b"", 0),
     "libc": (["x"], {"K": "V"}, b"", 3),
-    "pathmatrix": ([], {}, b"", 0),
+    "pathmatrix": (["fast"], {}, b"", 0),  # its quick subset; every path: the slow test below
     "fdmatrix": ([], {}, b"", 0),
 }
 
@@ -53,8 +53,12 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         'rmdir_("d1/"): INVAL': 'rmdir_("d1/"): SUCCESS',
         'rmdir_("d2//"): INVAL': 'rmdir_("d2//"): SUCCESS',
     },
-    # The same rule for a directory that is not empty: removing it is NOTEMPTY.
+    # The same rule for a directory that is not empty: removing it is NOTEMPTY. (pathmatrix is
+    # its quick run, pathmatrix-all the run on every path.)
     "pathmatrix": {
+        'rmdir("d/"): INVAL' + _AFTER: 'rmdir("d/"): NOTEMPTY' + _AFTER,
+    },
+    "pathmatrix-all": {
         'rmdir("d/"): INVAL' + _AFTER: 'rmdir("d/"): NOTEMPTY' + _AFTER,
         'rmdir("d//"): INVAL' + _AFTER: 'rmdir("d//"): NOTEMPTY' + _AFTER,
         'rmdir("d/sub/"): INVAL' + _AFTER: 'rmdir("d/sub/"): SUCCESS' + _AFTER,
@@ -78,6 +82,16 @@ def test_program_runs_as_on_wasmtime_46(name: str, tmp_path: Path) -> None:
     assert "\nchecks=" in reference.stdout or name == "libc"  # the program ran to its end
     assert ours.stderr == ""
     assert (ours.code, ours.stdout) == (code, _expected(name, reference.stdout))
+
+
+@pytest.mark.slow
+def test_every_path_call_on_every_path_answers_as_on_wasmtime_46(tmp_path: Path) -> None:
+    """pathmatrix on all its 72 paths (about 1 700 calls, each that changes the tree on a fresh
+    copy of it)."""
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "pathmatrix.wasm", tmp_path)
+    assert reference.code == 0, reference.stderr
+    assert "\nchecks=1728\n" in reference.stdout
+    assert (ours.code, ours.stdout) == (0, _expected("pathmatrix-all", reference.stdout))
 
 
 def test_the_checks_cover_every_function_of_both_snapshots() -> None:
