@@ -118,8 +118,8 @@ class _Finder:
         module = self.module
         if sid == self.GLOBALS:
             return module.num_imported(ExternKind.GLOBAL) + len(module.globals)
-        if sid == self.FUNCTIONS:
-            return module.num_imported(ExternKind.FUNC) + len(module.functions)
+        if sid == self.FUNCTIONS:  # counted from the code section: nothing decoded
+            return module.num_imported(ExternKind.FUNC) + module.function_count()
         return module.data_segment_count()
 
     def _find(self, sid: int, kind: ExternKind | None, name: str) -> Found | None:
