@@ -32,6 +32,7 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes, int]] = {
     "libc": (["x"], {"K": "V"}, b"", 3),
     "pathmatrix": (["fast"], {}, b"", 0),  # its quick subset; every path: the slow test below
     "fdmatrix": ([], {}, b"", 0),
+    "pollmatrix": ([], {}, b"", 0),
 }
 
 # What pathmatrix prints after a call that may change the tree (the names it watches).

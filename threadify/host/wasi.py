@@ -961,10 +961,11 @@ class Wasi:
 
     @staticmethod
     def subscription(raw: bytes, offset: int) -> tuple[int, int, int, int, int]:
-        """(userdata, tag, clock id or fd, timeout, flags) of one preview1 subscription."""
+        """(userdata, tag, clock id or fd, timeout, flags) of one preview1 subscription (an
+        unknown tag is returned as it is: poll answers it in its turn)."""
         userdata, tag = SUB_HEAD.unpack_from(raw, offset)
         if tag > EV_FD_WRITE:
-            raise WasiError(EINVAL)
+            return userdata, tag, 0, 0, 0
         if tag == EV_CLOCK:
             ident, timeout, _precision, flags = _SUB_CLOCK.unpack_from(raw, offset + 16)
             return userdata, tag, ident, timeout, flags
@@ -997,7 +998,11 @@ class Wasi:
         now = time.monotonic_ns()
         deadlines: dict[int, int] = {}  # subscription index -> monotonic deadline (ns)
         fds: dict[int, tuple[int, FdEntry]] = {}  # index -> (event type, entry)
+        # Checked in subscription order, as wasmtime does: the first bad one gives the errno
+        # (an fd that is not open before an unknown type that follows it: BADF).
         for i, (_userdata, tag, ident, timeout, flags) in enumerate(parsed):
+            if tag > EV_FD_WRITE:
+                return EINVAL
             if tag == EV_CLOCK:
                 if ident not in self._CLOCKS or flags > 1:
                     return EINVAL

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from threadify.host.wasi import (
-    EINVAL,
     EV_CLOCK,
     EV_FD_WRITE,
     FDSTAT,
@@ -30,7 +29,6 @@ from threadify.host.wasi import (
     SUB_HEAD,
     GuestTrap,
     Wasi,
-    WasiError,
     check_bits,
     check_enum,
 )
@@ -85,8 +83,8 @@ class Preview0:
     @staticmethod
     def subscription(raw: bytes, offset: int) -> tuple[int, int, int, int, int]:
         userdata, tag = SUB_HEAD.unpack_from(raw, offset)
-        if tag > EV_FD_WRITE:
-            raise WasiError(EINVAL)
+        if tag > EV_FD_WRITE:  # answered by poll in its turn, as in preview1
+            return userdata, tag, 0, 0, 0
         if tag == EV_CLOCK:
             _ident, clock, timeout, _precision, flags = _SUB_CLOCK.unpack_from(raw, offset + 16)
             return userdata, tag, clock, timeout, flags
