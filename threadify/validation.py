@@ -372,7 +372,10 @@ class _ToolRun:
             self._feeder.join()  # its write fails now, it closes both pipes
         else:
             os.close(self._stderr)
-        os.waitpid(self._pid, 0)
+        try:
+            os.waitpid(self._pid, 0)
+        except ChildProcessError:  # reaped by someone else (a caller's SIGCHLD handler)
+            pass
 
 
 def _start_tool(data: Data, path: str | None = None) -> _ToolRun | None:
