@@ -10,6 +10,7 @@ process, a long loop or a large allocation; what is accepted comes out valid.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 import threadify
 from tests.fuzz import mutators
 from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid, slow_unless, validate
+from threadify.pipeline import Options, run
 from threadify.verify import verify
 from threadify.wasm import Module
 
@@ -165,6 +167,11 @@ def test_a_rejection_leaves_no_validator_process() -> None:
         with pytest.raises(threadify.ThreadifyError, match="not compiled with atomics"):
             threadify.transform(rejected)
         assert threadify.inspect(rejected).verdict == "D"
+    assert set(_children()) - before == set()
+    # a caller of pipeline.run that drops the result without asking for the verdict
+    result = run(rejected.replace(b"atomicz", b"atomics"), Options(validate=True))
+    del result
+    gc.collect()
     assert set(_children()) - before == set()
 
 
