@@ -73,11 +73,11 @@ def test_entry_points_are_chosen_as_by_wasmtime(tmp_path: Path, body: str, code:
 
 RESULTS = """(func (export "_start")
     (param $a i32) (param $b i64) (param $c f32) (param $d f64)
-    (result i32 i64 f32 f64 f32 f32 f32 f32 f32 f64 f64 f64 f64 f64 funcref externref)
+    (result i32 i64 f32 f64 f32 f32 f32 f32 f32 f64 f64 f64 f64 f64 funcref externref v128)
     (local.get $a) (local.get $b) (local.get $c) (local.get $d)
     (f32.const 0.1) (f32.const -0.0) (f32.const nan) (f32.const -inf) (f32.const 3.4e38)
     (f64.const 1e-7) (f64.const 123456789.125) (f64.const 5e-324) (f64.const -1e21)
-    (f64.const 0.3) (ref.null func) (ref.null extern))"""
+    (f64.const 0.3) (ref.null func) (ref.null extern) (v128.const i32x4 1 2 3 -1))"""
 
 
 @pytest.mark.parametrize("args", [
@@ -90,7 +90,7 @@ def test_parameters_from_arguments_and_results_printed(tmp_path: Path, args: lis
     """wasmtime parses the main function's parameters from the arguments and prints what it
     returns, one value a line (Rust's formatting of floats: shortest, no exponent)."""
     code, stdout, _ = _compare(tmp_path, RESULTS, args)
-    assert code == 0 and len(stdout.splitlines()) == 16
+    assert code == 0 and len(stdout.splitlines()) == 17
 
 
 @pytest.mark.parametrize("args", [
@@ -112,15 +112,18 @@ def test_arguments_that_are_not_parameters_fail_in_one_line(tmp_path: Path,
     assert stderr.startswith("threadify run: error: ")
 
 
-def test_a_reference_parameter_cannot_come_from_the_command_line(tmp_path: Path) -> None:
-    code, _, stderr = _compare(tmp_path, '(func (export "_start") (param funcref))', ["1"])
-    assert code == 1 and "funcref" in stderr
+@pytest.mark.parametrize("kind", ["funcref", "v128"])
+def test_a_reference_or_vector_parameter_cannot_come_from_the_command_line(
+        tmp_path: Path, kind: str) -> None:
+    code, _, stderr = _compare(tmp_path, f'(func (export "_start") (param {kind}))', ["1"])
+    assert code == 1 and kind in stderr
 
 
 def test_exports_with_simd_types_do_not_abort_the_host(tmp_path: Path) -> None:
     """wasmtime's C API aborts the process when it describes a function type with ``v128``:
-    the host only asks about the functions it links or calls, so a SIMD helper export (or an
-    unknown import of such a type, reported in one line) is harmless."""
+    the host reads such a module's types from its bytes, so a SIMD helper export, an unknown
+    import of such a type (reported in one line), a ``v128`` result (printed above) or a
+    WASI import declared with one (wrong type) are harmless."""
     body = ('(func (export "dot") (param v128 v128) (result v128) (local.get 0))'
             '(func (export "_start") (call $say (i32.const 79)))')
     assert _compare(tmp_path, body)[:2] == (0, "O\n")
@@ -130,3 +133,11 @@ def test_exports_with_simd_types_do_not_abort_the_host(tmp_path: Path) -> None:
     proc = run_cli([str(path)])
     assert proc.returncode == 1 and proc.stderr.startswith(
         "threadify run: error: import.wasm: unknown import env.f"), proc.stderr
+    body = ('(func (export "_start") (call $say (i32.const 79)))'
+            '(func (export "wasi_thread_start") (param i32 i32)) (func $v (result v128) '
+            "(v128.const i64x2 0 0))")
+    wrong = _module(body).replace("(func $w (param i32 i32 i32 i32)", "(func $w (param v128)")
+    path.write_bytes(wat2wasm(wrong.replace("(drop (call $w (i32.const 1) (i32.const 0) "
+                                            "(i32.const 1) (i32.const 8)))", "")))
+    proc = run_cli([str(path)])
+    assert proc.returncode == 1 and "fd_write has the wrong type" in proc.stderr, proc.stderr

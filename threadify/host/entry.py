@@ -9,9 +9,9 @@ the program's arguments (``i32``/``i64`` in decimal or ``0x`` hex, ``f32``/``f64
 and may return results, which are printed on stdout one per line. The host does the same, in the
 same order, so that a module behaves here as it does there — output, exit code and all.
 
-Only the types of these few functions are ever asked of wasmtime's C API: describing a function
-type that mentions ``v128`` aborts the process there, so asking for every export's type would let
-any SIMD helper export end a run (:mod:`threadify.host.loading`).
+Only the types of these few functions are needed, and they are not asked of wasmtime's C API
+when the module's types mention ``v128``: describing such a type aborts the process there
+(:func:`threadify.host.loading.types_mention_v128`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ INITIALIZE = "_initialize"
 MAIN_NAMES = ("", "_start")
 
 _TYPE_NAMES = {"i": "i32", "I": "i64", "f": "f32", "F": "f64", "r": "funcref", "e": "externref",
-               "?": "v128"}
+               "V": "v128", "?": "reference"}
 #: What Rust's ``f32``/``f64`` ``from_str`` accepts (compiled only when a float is parsed).
 _FLOAT = r"[+-]?(?:inf|infinity|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)"
 

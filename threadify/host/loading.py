@@ -131,10 +131,11 @@ _KINDS = {capi.VALKIND_I32: "i", capi.VALKIND_I64: "I", capi.VALKIND_F32: "f",
 
 def _sig(functype: int) -> tuple[str, str]:
     """A function type as two strings of value kinds: ``("ii", "i")`` (``i``/``I``: i32/i64,
-    ``f``/``F``: f32/f64, ``r``/``e``: funcref/externref, ``?`` for others).
+    ``f``/``F``: f32/f64, ``r``/``e``: funcref/externref, ``V``: v128 (from
+    :class:`BinarySignatures` only), ``?`` for others).
 
-    Only for the functions the host links or calls: wasmtime's C API aborts the process when
-    asked to describe a type that mentions ``v128`` (see :mod:`threadify.host.entry`)."""
+    Only for the functions the host links or calls, and never for a module whose types mention
+    ``v128``: wasmtime's C API aborts the process when asked to describe such a type."""
     def kinds(vec_ptr: Any) -> str:
         vec = vec_ptr.contents
         return "".join(_KINDS.get(capi.wasm_valtype_kind(vec.data[i]), "?")
@@ -147,10 +148,103 @@ PROVIDED = ("the host provides wasi_snapshot_preview1, wasi_unstable, wasi.threa
             "WASIX thread calls (wasix_32v1) and the module's imported memories")
 
 
-def _imports(module: Any, typed: Any) -> list[tuple[str, str, int, Any]]:
+def _leb(stream: Any) -> int:
+    """An unsigned LEB128 number read from ``stream`` (-1 at the end of the file)."""
+    value = shift = 0
+    while True:
+        byte: bytes = stream.read(1)
+        if not byte:
+            return -1
+        value |= (byte[0] & 0x7F) << shift
+        shift += 7
+        if byte[0] < 0x80 or shift > 35:
+            return value
+
+
+def types_mention_v128(source: Source) -> bool:
+    """Whether any function type of the module mentions ``v128``: then wasmtime's C API must
+    not be asked to describe function types (it aborts the process), and
+    :class:`BinarySignatures` reads them from the module instead.
+
+    Reads only the type section (the first section after any custom ones): a few bytes of a
+    compiled-cache start. The module compiled, so its types are valid function types; anything
+    unexpected answers yes (the careful way).
+    """
+    with source.stream() as stream:
+        stream.seek(8)
+        while True:
+            head = stream.read(1)
+            size = _leb(stream)
+            if not head or size < 0:
+                return False
+            if head[0] == 1:
+                break
+            if head[0] != 0:
+                return False  # no type section
+            stream.seek(size, 1)
+        payload = stream.read(size)
+    return _mentions_v128(payload)
+
+
+def _mentions_v128(payload: bytes) -> bool:
+    import io
+
+    stream = io.BytesIO(payload)
+    for _ in range(max(0, _leb(stream))):
+        if stream.read(1) != b"\x60":
+            return True
+        for _vec in range(2):
+            for _ in range(max(0, _leb(stream))):
+                kind = stream.read(1)
+                if not kind or kind[0] == 0x7B:
+                    return True
+                if kind[0] in (0x63, 0x64):  # (ref null? heap type): a signed LEB follows
+                    while (stream.read(1) or b"\0")[0] & 0x80:
+                        pass
+    return False
+
+
+class BinarySignatures:
+    """Function signatures read from the module's own bytes (for a module whose types mention
+    ``v128``, :func:`types_mention_v128`): per import in order, and per exported name."""
+
+    _KINDS = {0x7F: "i", 0x7E: "I", 0x7D: "f", 0x7C: "F", 0x7B: "V", 0x70: "r", 0x6F: "e"}
+
+    def __init__(self, data: bytes) -> None:
+        from threadify.wasm.module import Module
+        from threadify.wasm.types import ExternKind, FuncType
+
+        module = Module.decode(data)
+        types = module.types
+
+        def sig(index: int) -> tuple[str, str]:
+            ty = types[index]
+            if not isinstance(ty, FuncType):
+                return ("?", "?")
+            return ("".join(self._KINDS.get(t, "?") if isinstance(t, int) else "?"
+                            for t in ty.params),
+                    "".join(self._KINDS.get(t, "?") if isinstance(t, int) else "?"
+                            for t in ty.results))
+
+        self.imports: list[tuple[str, str] | None] = []
+        func_types: list[int] = []
+        for imp in module.imports:
+            if imp.kind == ExternKind.FUNC:
+                assert isinstance(imp.desc, int)
+                func_types.append(imp.desc)
+                self.imports.append(sig(imp.desc))
+            else:
+                self.imports.append(None)
+        func_types.extend(module.functions)
+        self.exports = {e.name: sig(func_types[e.index]) for e in module.exports
+                        if e.kind == ExternKind.FUNC}
+
+
+def _imports(module: Any, typed: Any, binary: BinarySignatures | None = None
+             ) -> list[tuple[str, str, int, Any]]:
     """``(module, name, kind, type)`` of each import; ``type`` is an owned :class:`MemoryType`
-    for a memory, the signature of a function imported from a module in ``typed``, else
-    ``None``."""
+    for a memory, the signature of a function imported from a module in ``typed`` (from
+    ``binary`` when given), else ``None``."""
     out: list[tuple[str, str, int, Any]] = []
     vec = capi.wasm_ptr_vec_t()
     capi.wasmtime_module_imports(module.ptr(), byref(vec))
@@ -162,7 +256,8 @@ def _imports(module: Any, typed: Any) -> list[tuple[str, str, int, Any]]:
             detail: Any = None
             module_name = capi.name_of(capi.wasm_importtype_module(imp))
             if kind == capi.WASM_EXTERN_FUNC and module_name in typed:
-                detail = _sig(capi.wasm_externtype_as_functype_const(ty))
+                detail = (binary.imports[i] if binary is not None
+                          else _sig(capi.wasm_externtype_as_functype_const(ty)))
             elif kind == capi.WASM_EXTERN_MEMORY:
                 detail = MemoryType(capi.wasm_memorytype_copy(
                     capi.wasm_externtype_as_memorytype_const(ty)))
@@ -177,7 +272,8 @@ def _imports(module: Any, typed: Any) -> list[tuple[str, str, int, Any]]:
 TYPED_EXPORTS = frozenset({"_start", "", "_initialize", "wasi_thread_start"})
 
 
-def _exports(module: Any) -> dict[str, tuple[int, tuple[str, str] | None]]:
+def _exports(module: Any, binary: BinarySignatures | None = None
+             ) -> dict[str, tuple[int, tuple[str, str] | None]]:
     """``name -> (kind, signature)`` of each export (signature for the functions named in
     :data:`TYPED_EXPORTS` only)."""
     out: dict[str, tuple[int, tuple[str, str] | None]] = {}
@@ -189,15 +285,18 @@ def _exports(module: Any) -> dict[str, tuple[int, tuple[str, str] | None]]:
             ty = capi.wasm_exporttype_type(exp)
             kind = capi.wasm_externtype_kind(ty)
             name = capi.name_of(capi.wasm_exporttype_name(exp))
-            sig = (_sig(capi.wasm_externtype_as_functype_const(ty))
-                   if kind == capi.WASM_EXTERN_FUNC and name in TYPED_EXPORTS else None)
+            sig = None
+            if kind == capi.WASM_EXTERN_FUNC and name in TYPED_EXPORTS:
+                sig = (binary.exports.get(name) if binary is not None
+                       else _sig(capi.wasm_externtype_as_functype_const(ty)))
             out[name] = (kind, sig)
     finally:
         capi.wasm_exporttype_vec_delete(byref(vec))
     return out
 
 
-def describe(module: Any, name: str) -> ProgramShape:
+def describe(module: Any, name: str, source: Source | None = None) -> ProgramShape:
+    """What ``module`` (compiled from ``source``) imports and exports, checked."""
     from threadify.host.wasi_snapshots import WASI_MODULES
     from threadify.host.wasi_snapshots import signature as wasi_signature
     from threadify.host.wasix import WASIX_MODULE, wasix_signature
@@ -206,7 +305,10 @@ def describe(module: Any, name: str) -> ProgramShape:
     wasi_imports: dict[tuple[str, str], None] = {}  # ordered sets
     wasix_imports: dict[str, None] = {}
     spawn = False
-    for imp_module, field, kind, ty in _imports(module, {*WASI_MODULES, WASIX_MODULE, "wasi"}):
+    binary = (BinarySignatures(source.data)
+              if source is not None and types_mention_v128(source) else None)
+    for imp_module, field, kind, ty in _imports(module, {*WASI_MODULES, WASIX_MODULE, "wasi"},
+                                                binary):
         where = f"{imp_module}.{field}"
         if kind == capi.WASM_EXTERN_MEMORY:
             memories.setdefault((imp_module, field), MemoryImport(imp_module, field, ty))
@@ -235,7 +337,7 @@ def describe(module: Any, name: str) -> ProgramShape:
             spawn = True
         else:
             raise ThreadifyError(f"{name}: unknown import {where}", PROVIDED)
-    exports = _exports(module)
+    exports = _exports(module, binary)
     thread_start_ok = exports.get("wasi_thread_start", (None, None))[1] == ("ii", "")
     imported = list(memories.values())
     threaded = len(imported) == 1 and imported[0].type.is_shared

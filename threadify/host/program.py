@@ -90,7 +90,7 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     _check_utf8([name, *args], env)
     engine = loading.make_engine()
     compiled = loading.compile_module(engine, source)
-    shape = loading.describe(compiled, name)
+    shape = loading.describe(compiled, name, source)
     linker = capi.Handle(capi.wasmtime_linker_new(engine.ptr()))
     scratch = capi.wasmtime_store_context(
         capi.wasmtime_store_new(engine.ptr(), None, capi.NULL_FINALIZER))

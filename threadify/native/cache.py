@@ -146,6 +146,18 @@ class Source:
         self.stat = stat
         self._data = data
 
+    def stream(self) -> Any:
+        """A binary file object over the module: its bytes when they were read already, else
+        the file (for reading a part of it only)."""
+        if self._data is not None or self.path is None:
+            import io
+
+            return io.BytesIO(self.data)
+        try:
+            return open(self.path, "rb")
+        except OSError as exc:
+            raise ThreadifyError(f"{self.path}: cannot read ({exc.strerror})") from None
+
     @property
     def data(self) -> bytes:
         if self._data is None:
