@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.host.runner import RUN, run_cli
-from tests.tooling import run_wasmtime, wasmtime_cli, wat2wasm
+from tests.tooling import run_wasmtime, slow_unless, wasmtime_cli, wat2wasm
 
 #: Prints its environment, then its arguments, each string NUL-terminated, raw.
 ECHO = """(module
@@ -55,13 +55,20 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("envs", [
-    ["A=1", "A=2"],  # both, in order
-    ["A=1=2", "B="],  # the first '=' splits
-    ["=V"],  # an empty name
-    ["INHERITED"],  # a bare name passes on the host's value
-    ["NOT_SET_ANYWHERE", "C=3"],  # ... or nothing when the host has none
-], ids=["repeated", "split", "empty-name", "inherit", "inherit-unset"])
+ENV_FORMS = {
+    "repeated": ["A=1", "A=2"],  # both, in order
+    "split": ["A=1=2", "B="],  # the first '=' splits
+    "empty-name": ["=V"],  # an empty name
+    "inherit": ["INHERITED"],  # a bare name passes on the host's value
+    "inherit-unset": ["NOT_SET_ANYWHERE", "C=3"],  # ... or nothing when the host has none
+}
+
+
+@pytest.mark.parametrize("envs", slow_unless(lambda e: e in (ENV_FORMS["inherit"],
+                                                             ENV_FORMS["split"]),
+                                             list(ENV_FORMS.values()),
+                                             ids=lambda e: next(k for k, v in ENV_FORMS.items()
+                                                                if v == e)))
 def test_env_forms_as_wasmtime(tmp_path: Path, envs: list[str]) -> None:
     path = _write(tmp_path, "echo.wasm", ECHO)
     flags = [x for e in envs for x in ("--env", e)]
@@ -74,7 +81,7 @@ def test_env_forms_as_wasmtime(tmp_path: Path, envs: list[str]) -> None:
     assert ours.returncode == 0 and ours.stderr == b""
 
 
-@pytest.mark.parametrize("where", ["argument", "env"])
+@pytest.mark.parametrize("where", slow_unless(lambda w: w == "argument", ["argument", "env"]))
 def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path,
                                                              where: str) -> None:
     """WASI strings are UTF-8: an undecodable argument or variable is refused before the run
@@ -90,7 +97,7 @@ def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path,
     assert "Traceback" not in stderr and len(stderr.splitlines()) <= 2
 
 
-@pytest.mark.parametrize("closed", [0, 1])
+@pytest.mark.parametrize("closed", slow_unless(lambda c: c == 0, [0, 1]))
 def test_closed_standard_streams_are_not_taken_by_host_files(tmp_path: Path,
                                                              closed: int) -> None:
     """With fd 0 (or 1) closed, the first file the host opened (the cached compiled module)
@@ -138,9 +145,9 @@ def test_library_hints_name_keywords() -> None:
 @pytest.mark.parametrize(("text", "reason"), [
     ('(module (func (export "_start") (drop (i64.add128 (i64.const 1) (i64.const 1) '
      "(i64.const 1) (i64.const 1))) (drop)))", "wide arithmetic support is not enabled"),
-    ('(module (type $t (func)) (func $g) (elem declare func $g) '
-     '(func (export "_start") (call_ref $t (ref.func $g))))',
-     "function references support is not enabled"),
+    pytest.param('(module (type $t (func)) (func $g) (elem declare func $g) '
+                 '(func (export "_start") (call_ref $t (ref.func $g))))',
+                 "function references support is not enabled", marks=pytest.mark.slow),
 ], ids=["wide-arithmetic", "function-references"])
 def test_off_proposals_are_refused_with_wasmtimes_reason(tmp_path: Path, text: str,
                                                          reason: str) -> None:

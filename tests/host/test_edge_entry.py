@@ -8,11 +8,23 @@ code, and at most one line of ours on stderr, never a traceback (docs/host.md, "
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.host.runner import run_cli
 from tests.tooling import run_wasmtime, wat2wasm
+
+#: The cases the fast loop runs (the others are marked slow; the full suite runs them all).
+QUICK = {"reactor", "empty-name", "no-entry", "initialize-wrong-type", "decimal", "specials",
+         "missing", "i32-overflow", "v128"}
+
+
+def _cases(values: list[Any], ids: list[str]) -> list[Any]:
+    """``values`` for ``parametrize``, named ``ids``; all but the :data:`QUICK` ones slow."""
+    return [pytest.param(*(v if isinstance(v, tuple) else (v,)), id=i,
+                         marks=() if i in QUICK else pytest.mark.slow)
+            for v, i in zip(values, ids, strict=True)]
 
 FD_WRITE = ('(import "wasi_snapshot_preview1" "fd_write" '
             '(func $w (param i32 i32 i32 i32) (result i32)))')
@@ -41,7 +53,7 @@ def _compare(tmp_path: Path, body: str, args: list[str] | None = None) -> tuple[
     return ours.returncode, ours.stdout, ours.stderr
 
 
-@pytest.mark.parametrize(("body", "code", "stdout"), [
+@pytest.mark.parametrize(("body", "code", "stdout"), _cases([
     # a reactor: `_initialize` and no `_start`
     ('(func (export "_initialize") (call $say (i32.const 73)))', 0, "I\n"),
     # `_initialize` runs first, after the start function
@@ -63,9 +75,9 @@ def _compare(tmp_path: Path, body: str, args: list[str] | None = None) -> tuple[
     ('(func (export "_initialize") unreachable)'
      '(func (export "_start") (call $say (i32.const 77)))', 134, ""),
     ('(func (export "_initialize") (call $exit (i32.const 9)))', 9, ""),
-], ids=["reactor", "order", "empty-name", "start-section-only", "start-not-a-function",
-        "no-entry", "initialize-global", "initialize-wrong-type", "initialize-traps",
-        "initialize-exits"])
+], ["reactor", "order", "empty-name", "start-section-only", "start-not-a-function",
+    "no-entry", "initialize-global", "initialize-wrong-type", "initialize-traps",
+    "initialize-exits"]))
 def test_entry_points_are_chosen_as_by_wasmtime(tmp_path: Path, body: str, code: int,
                                                  stdout: str) -> None:
     assert _compare(tmp_path, body)[:2] == (code, stdout)
@@ -80,12 +92,12 @@ RESULTS = """(func (export "_start")
     (f64.const 0.3) (ref.null func) (ref.null extern) (v128.const i32x4 1 2 3 -1))"""
 
 
-@pytest.mark.parametrize("args", [
+@pytest.mark.parametrize("args", _cases([
     ["-7", "0x7fffffffffffffff", "1.5", "1e300"],
     ["0x1F", "-9223372036854775808", "1e-45", "-0"],
     ["0X-80000000", "0", "inf", "NaN"],
     ["2147483647", "0x-10", ".5", "3."],
-], ids=["decimal", "hex-and-limits", "specials", "float-forms"])
+], ["decimal", "hex-and-limits", "specials", "float-forms"]))
 def test_parameters_from_arguments_and_results_printed(tmp_path: Path, args: list[str]) -> None:
     """wasmtime parses the main function's parameters from the arguments and prints what it
     returns, one value a line (Rust's formatting of floats: shortest, no exponent)."""
@@ -93,7 +105,7 @@ def test_parameters_from_arguments_and_results_printed(tmp_path: Path, args: lis
     assert code == 0 and len(stdout.splitlines()) == 17
 
 
-@pytest.mark.parametrize("args", [
+@pytest.mark.parametrize("args", _cases([
     ["1", "2", "3"],  # one short
     ["0xffffffff", "0", "0", "0"],  # beyond i32 (wasmtime reads hex as signed)
     ["1_0", "0", "0", "0"],
@@ -103,8 +115,8 @@ def test_parameters_from_arguments_and_results_printed(tmp_path: Path, args: lis
     ["1", "0", "1e", "0"],
     ["+0x1F", "0", "0", "0"],
     ["1", "-0x10", "0", "0"],
-], ids=["missing", "i32-overflow", "underscore", "space", "empty-hex", "hex-float",
-        "bad-exponent", "sign-before-hex", "minus-before-hex"])
+], ["missing", "i32-overflow", "underscore", "space", "empty-hex", "hex-float", "bad-exponent",
+    "sign-before-hex", "minus-before-hex"]))
 def test_arguments_that_are_not_parameters_fail_in_one_line(tmp_path: Path,
                                                             args: list[str]) -> None:
     code, stdout, stderr = _compare(tmp_path, RESULTS, args)
@@ -112,7 +124,7 @@ def test_arguments_that_are_not_parameters_fail_in_one_line(tmp_path: Path,
     assert stderr.startswith("threadify run: error: ")
 
 
-@pytest.mark.parametrize("kind", ["funcref", "v128"])
+@pytest.mark.parametrize("kind", _cases(["funcref", "v128"], ["funcref", "v128"]))
 def test_a_reference_or_vector_parameter_cannot_come_from_the_command_line(
         tmp_path: Path, kind: str) -> None:
     code, _, stderr = _compare(tmp_path, f'(func (export "_start") (param {kind}))', ["1"])
