@@ -60,17 +60,19 @@ def ensure_standard_fds() -> None:
                 os.close(opened)
 
 
-def _check_utf8(args: Sequence[str], env: Sequence[tuple[str, str]]) -> None:
-    """WASI passes arguments and the environment as UTF-8; refuse what is not (the OS hands
-    Python undecodable bytes as surrogates), as wasmtime's CLI does, before anything runs."""
-    for what, text in [*(("argument", a) for a in args),
+def _check_utf8(name: str, args: Sequence[str], env: Sequence[tuple[str, str]]) -> None:
+    """WASI passes arguments (argv[0]: the module's file name) and the environment as UTF-8;
+    refuse what is not (the OS hands Python undecodable bytes as surrogates), as wasmtime's CLI
+    does, before anything runs."""
+    for what, text in [("the module's file name", name), *(("argument", a) for a in args),
                        *(("environment variable", f"{k}={v}") for k, v in env)]:
         try:
             text.encode()
         except UnicodeEncodeError:
             shown = text.encode(errors="surrogateescape").decode(errors="backslashreplace")
-            raise ThreadifyError(f"{what} {shown!r} is not valid UTF-8, which WASI requires",
-                                 "pass it as UTF-8") from None
+            raise ThreadifyError(f"{what} '{shown}' is not valid UTF-8, which WASI requires",
+                                 "rename the file" if text is name else "pass it as UTF-8"
+                                 ) from None
 
 
 def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
@@ -87,7 +89,7 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
     preopens = [d if isinstance(d, Preopen) else Preopen.parse(d) for d in dirs]
     source = loading.open_module(module)
     name = source.name
-    _check_utf8([name, *args], env)
+    _check_utf8(name, args, env)
     engine = loading.make_engine()
     compiled = loading.compile_module(engine, source)
     shape = loading.describe(compiled, name, source)
