@@ -79,9 +79,9 @@ def transform(args: TransformArgs) -> None:
             _reject(error)
 
     write_output(args.output, chunks, before_commit=check)
-    for message in result.warnings:
+    for message in result.warning_texts(option_flag):
         sys.stderr.write(f"threadify: warning: {message}\n")
-    report = result.as_dict()
+    report = result.as_dict(option_flag)
     report.update({"input": args.input, "output": args.output, "input_size": len(data),
                    "output_size": sum(len(c) for c in chunks), "verified": verified})
     if args.json_report:

@@ -103,7 +103,7 @@ def transform(data: ModuleBytes, *, stack_size: int = DEFAULT_STACK_SIZE,
                       stack_check=stack_check)
     result = run(payload, options)
     result.check()
-    for message in result.warnings:  # e.g. DWARF dropped by stack_check (docs/stack-check.md)
+    for message in result.warning_texts():  # e.g. DWARF dropped (docs/stack-check.md)
         warnings.warn(message, stacklevel=2)
     return result.output
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
-from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
+from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.passes.memory import place_control_block, share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
@@ -97,8 +97,10 @@ class Result:
     changes: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     validation: BackgroundValidation | None = None
-    #: Things the user should know although the output is fine (e.g. DWARF dropped).
-    warnings: list[str] = field(default_factory=list)
+    #: Things the user should know although the output is fine (e.g. DWARF dropped). Each is
+    #: a :class:`Hint`, so that an option it names reads as the caller writes it: the library
+    #: renders ``stack_check=True``, the command line ``--stack-check`` (docs/errors.md).
+    warnings: list[Hint] = field(default_factory=list)
     _output: bytes | None = None
 
     @property
@@ -127,10 +129,15 @@ class Result:
         if self.validation is not None:
             self.validation.result()
 
-    def as_dict(self) -> dict[str, Any]:
+    def warning_texts(self, name: Renderer = Suggestion.as_keyword) -> list[str]:
+        """The warnings with the options they name written by ``name`` (by default as a
+        library caller writes them; the command line passes its flag spelling)."""
+        return [hint.render(name) for hint in self.warnings]
+
+    def as_dict(self, name: Renderer = Suggestion.as_keyword) -> dict[str, Any]:
         return {"class": self.verdict, "reasons": self.reasons, "changes": self.changes,
                 "unchanged": self.unchanged, "layout": self.record or None,
-                "warnings": self.warnings}
+                "warnings": self.warning_texts(name)}
 
 
 def run(data: bytes | mmap.mmap, options: Options | None = None,
@@ -155,8 +162,8 @@ def run(data: bytes | mmap.mmap, options: Options | None = None,
     try:
         analysis = analyse(module, allow_non_atomic=options.allow_non_atomic)
         if analysis.verdict == "C":  # copied as it is, but an invalid module is still rejected
-            unchecked = ["the module is already thread-ready and was copied unchanged: no "
-                         "stack checks were added"] if options.stack_check else []
+            unchecked = [Hint("the module is already thread-ready and was copied unchanged: "
+                              "no stack checks were added")] if options.stack_check else []
             return Result(None, data, "C", analysis.reasons, validation=validation,
                           warnings=unchecked)
         if analysis.error is not None:
@@ -259,7 +266,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     injected = inject_runtime(module, plan)
     changes.append("injected wasi_thread_start, threadify_thread_destroy and the thread "
                    "runtime")
-    warnings: list[str] = []
+    warnings: list[Hint] = []
     checked: dict[str, Any] | None = None
     if stack is not None and limits is not None:
         injected.globals[stack_check.STACK_LOW] = limits.low
@@ -270,8 +277,10 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
                        f"{done.functions} function(s)")
         if done.dropped:
-            warnings.append(f"--stack-check moved code, so the debug information no longer "
-                            f"matched it: dropped {', '.join(done.dropped)}")
+            dropped = ", ".join(done.dropped).replace("{", "{{").replace("}", "}}")
+            warnings.append(Hint(f"{{}} moved code, so the debug information no longer "
+                                 f"matched it: dropped {dropped}",
+                                 Suggestion("stack_check", True)))
         checked = {"main_stack": [stack.low, stack.high], "main_stack_how": stack.how,
                    "red_zone": stack_check.RED_ZONE, "checks": done.checks,
                    "dropped": done.dropped}
