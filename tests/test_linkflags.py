@@ -10,7 +10,14 @@ data segments (``--no-merge-data-segments``), tables (``--growable-table``), mem
 maximum = initial, no maximum, ``--initial-heap``, a named memory import), stripping
 (``--strip-all``, ``--strip-debug``, DWARF kept), code generation (``-O0``, ``-Os``, LTO,
 SIMD + tail calls, no bulk-memory), reactors (``--no-entry``), C++ ``thread_local`` objects with
-constructors and destructors, and lld 19. ``fixtures/linkflags/build.py`` builds them.
+constructors and destructors, lld 19, and more: ``--max-memory`` of 4 GiB, 2 KiB and 8 MiB main
+stacks, ``--export-dynamic``, ``--gc-sections``/``--no-gc-sections``, ``--emit-relocs``, an
+imported memory also exported, ``--import-table`` and ``--import-undefined`` (transformed, but
+no WASI host can provide their imports), ``-O1``/``-O3``/``-Oz``, reactors exporting
+``_initialize``, ``-shared`` (rejected), 100 000 bytes of TLS and thread-locals aligned to 64 B,
+4 KiB and 8 KiB (``bigtls.c``), modules with only zero-initialised data (``bss.c``) and C++
+exceptions in every thread (``eh.cpp``, ``-fwasm-exceptions``). ``fixtures/linkflags/build.py``
+builds them.
 """
 
 from __future__ import annotations
@@ -127,11 +134,26 @@ def run_on(host: str, entry: dict[str, Any], path: Path) -> subprocess.Completed
             cmd += ["--", *args]
     else:
         version = host.removeprefix("wasmtime-")
-        cmd = [str(wasmtime_cli(version)), "run", *wasmtime_thread_flags(version)]
+        cmd = [str(wasmtime_cli(version)), "run", *wasmtime_flags(version, entry)]
         if entry["entry"] != "_start":
             cmd += ["--invoke", entry["entry"]]
         cmd += [str(path), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def wasmtime_flags(version: str, entry: dict[str, Any]) -> list[str]:
+    """WASI-threads flags, plus the wasm features the module needs (e.g. exceptions)."""
+    flags = wasmtime_thread_flags(version)
+    if entry.get("wasmtime_features"):
+        at = flags.index("-W") + 1
+        flags[at] = f"{flags[at]},{entry['wasmtime_features']}"
+    return flags
+
+
+def runs_on(entry: dict[str, Any], host: str) -> bool:
+    """Whether ``host`` can run the module at all: a module using a proposal some hosts lack
+    lists the ones that have it (the manifest's ``hosts``)."""
+    return entry.get("hosts") is None or host in entry["hosts"]
 
 
 RUN_CELLS = [
@@ -141,7 +163,7 @@ RUN_CELLS = [
     for host in HOSTS
     # the bundled host, Node and Wasmer run commands (_start); a reactor's function is invoked
     # on wasmtime
-    if host.startswith("wasmtime") or entry["entry"] == "_start"
+    if (host.startswith("wasmtime") or entry["entry"] == "_start") and runs_on(entry, host)
 ]
 
 
@@ -190,8 +212,71 @@ def test_stack_check_output_runs(entry: dict[str, Any], tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     hosts = ["wasmtime-46.0.1"] + (["threadify"] if entry["entry"] == "_start" else [])
-    for host in hosts:
+    for host in filter(lambda h: runs_on(entry, h), hosts):
         run = run_on(host, entry, out)
         detail = f"{host}: exit {run.returncode}\n{run.stdout}\n{run.stderr}"
         assert run.returncode == entry["exit_code"], detail
         assert entry["stdout"] in run.stdout, detail
+
+
+def test_imported_table_cannot_be_verified(tmp_path: Path) -> None:
+    """``--import-table``: the output is made, but ``--verify`` cannot run it (the embedder's
+    table is not the bundled host's to give) and says so in one line plus the way out."""
+    entry = next(e for e in MODULES if e["variant"] == "shared-import-table")
+    out = tmp_path / "out.wasm"
+    proc = cli_transform(entry, out)
+    assert proc.returncode == 1 and not out.exists(), proc.stderr
+    problem, hint = proc.stderr.strip().splitlines()
+    assert "function table is imported (--import-table)" in problem
+    assert "without verifying" in hint
+    plain = subprocess.run([sys.executable, "-m", "threadify", str(HERE / entry["file"]), "-o",
+                            str(out)], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert_valid(out.read_bytes(), THREADS_FEATURES)
+
+
+#: ``bigtls``'s recursion: one 128-byte frame per level (``volatile uint32_t[32]``, nothing
+#: else kept on the stack), so a stack of S bytes holds about S / 128 levels.
+FRAME = 128
+MAIN_STACK = 65536        # lld's default -z stack-size
+THREAD_STACK = 16 * 1024  # --stack-size below
+
+
+def _depth_cells() -> list[Any]:
+    red = 128  # the red zone the checks keep free (docs/stack-check.md)
+    cells = [
+        # (name, threadify options, program args, the thread that overflows or None)
+        ("main-near-limit", [], ["0", str((MAIN_STACK - 64 - red) // FRAME - 4)], None),
+        ("main-overflow", [], ["0", str(MAIN_STACK // FRAME + 1)], "main thread"),
+        ("thread-near-limit", ["--stack-size", "16KiB"],
+         ["2", str((THREAD_STACK - red) // FRAME - 1)], None),
+        ("thread-overflow", ["--stack-size", "16KiB"], ["2", str(THREAD_STACK // FRAME + 1)],
+         "thread"),
+    ]
+    return [pytest.param(*cell, host, id=f"{cell[0]}-{host}", marks=pytest.mark.slow)
+            for cell in cells for host in ("threadify", "wasmtime-46.0.1")]
+
+
+@pytest.mark.parametrize(("name", "options", "args", "overflows", "host"), _depth_cells())
+def test_stack_check_near_limit_and_overflow(name: str, options: list[str], args: list[str],
+                                             overflows: str | None, host: str,
+                                             tmp_path: Path) -> None:
+    """``--stack-check`` on 100 000 bytes of TLS (``bigtls.shared-100k``): recursion that
+    nearly fills the main thread's or a spawned thread's stack runs to the end; one frame too
+    many traps in ``threadify_stack_overflow``, named by the host, in the thread that
+    overflowed (docs/stack-check.md)."""
+    entry = next(e for e in MODULES if ident(e) == "bigtls.shared-100k")
+    out = tmp_path / "checked.wasm"
+    made = subprocess.run([sys.executable, "-m", "threadify", str(HERE / entry["file"]), "-o",
+                           str(out), "--stack-check", *options],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    proc = run_on(host, {**entry, "args": args}, out)
+    detail = f"{name} on {host}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    if overflows is None:
+        assert proc.returncode == 0 and f"bigtls threads={args[0]} ok" in proc.stdout, detail
+        return
+    assert proc.returncode != 0 and "threadify_stack_overflow" in proc.stderr, detail
+    assert "recurse" in proc.stderr, detail  # the frame that overflowed
+    if host == "threadify":
+        assert f"{overflows} " in proc.stderr.splitlines()[-1], detail

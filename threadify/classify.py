@@ -106,6 +106,10 @@ class Analysis:
 
 #: The option that accepts code compiled without atomics, as hints suggest it.
 ALLOW_NON_ATOMIC = Suggestion("allow_non_atomic", True)
+#: The least alignment a TLS block gets (16 bytes, as the stack is aligned).
+MIN_TLS_ALIGN = 16
+#: The most alignment taken from the ``.tdata`` address when ``__tls_align`` is absent.
+GUESSED_TLS_ALIGN_MAX = 4096
 
 
 def find_memory(module: Module) -> tuple[MemoryInfo | None, str | None]:
@@ -221,6 +225,14 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
                  "pass {}", ALLOW_NON_ATOMIC))
 
     # -- linker symbols -----------------------------------------------------------------------
+    # wasm-ld writes a dylink.0 section (older: dylink) into -shared and -pie output only; such
+    # a module imports its stack pointer and memory base from a dynamic loader, or (a library
+    # nothing references) has no stack pointer at all (docs/inputs.md).
+    if any(module.get_custom(name) is not None for name in ("dylink.0", "dylink")):
+        return result.reject(
+            "the module is position-independent (it has a dylink.0 section: linked with -shared "
+            "or -pie), so a dynamic loader places it and owns its stack",
+            "link a static executable (no -shared / -pie / --experimental-pic)")
     syms = find_symbols(module)
     result.symbols = syms
     if syms.stack_pointer is None:
@@ -253,12 +265,24 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
                 "the TLS template (the .tdata data segment) was not found",
                 "keep the name section (drop --strip-all) or link with --export=__wasm_init_tls")
         if syms.tls_align_value is not None:
-            result.tls_align = max(syms.tls_align_value, 16)
+            if syms.tls_align_value > abi.PAGE:
+                # thread blocks are grown page by page: their TLS areas can be aligned to a
+                # page at most (docs/inputs.md)
+                return result.reject(
+                    f"the TLS alignment (__tls_align = {syms.tls_align_value}) is larger than "
+                    f"a {abi.PAGE // 1024} KiB page, the most threadify can align a thread's "
+                    "TLS block to",
+                    f"align thread-local variables to at most {abi.PAGE} bytes")
+            result.tls_align = max(syms.tls_align_value, MIN_TLS_ALIGN)
             result.tls_align_how = "__tls_align"
         elif syms.tls_base_init:
-            # lld places .tdata at a multiple of its alignment; the address's lowest set bit
-            # bounds the alignment from above, so using it is always safe.
-            result.tls_align = min(max(_lowest_set_bit(syms.tls_base_init), 16), 4096)
+            # lld places .tdata at a multiple of its alignment, so the address's lowest set bit
+            # bounds the alignment from above. It is taken up to 4 KiB only: lld's usual layout
+            # puts .tdata right after a 64 KiB stack, where the bound says nothing, and a 64 KiB
+            # alignment would cost every thread block a page. A thread-local aligned to more
+            # needs __tls_align (--export=__tls_align), see docs/inputs.md.
+            result.tls_align = min(max(_lowest_set_bit(syms.tls_base_init),
+                                       MIN_TLS_ALIGN), GUESSED_TLS_ALIGN_MAX)
             result.tls_align_how = "from the .tdata address"
     elif syms.tdata is not None:
         return result.reject(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
-from threadify.passes.memory import place_control_block, share_memory
+from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
 from threadify.passes.metadata import name_items, record_producer, record_section
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
@@ -183,7 +183,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
 
     layout = abi.BlockLayout(options.stack_size, analysis.tls_size, analysis.tls_align)
     control = memory.type.min * abi.PAGE
-    control, blocks_from = place_control_block(module, syms.stack_pointer.index, control)
+    control, blocks_from = place_control_block(module, syms.stack_pointer.index, control,
+                                              initialised_ranges(module, syms))
     max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
     effective_max = max_pages if max_pages is not None else (
         memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)

@@ -153,7 +153,11 @@ def _probe_twin(module: Module, record: dict[str, Any]) -> tuple[bytes, int]:
     if record.get("tls_base") is not None:
         module.add_export(Export(PROBE_TLS, ExternKind.GLOBAL, record["tls_base"]))
     if module.num_imported(ExternKind.TABLE):
-        raise VerificationError("cannot verify a module whose function table is imported")
+        # the bundled host provides WASI and the memory, not the embedder's table
+        raise VerificationError(
+            "cannot verify a module whose function table is imported (--import-table): the "
+            "bundled host cannot provide it",
+            "transform without verifying, or link without --import-table to verify")
     table = module.tables[0]
     slot = table.min
     module.tables[0] = TableType(table.elem, table.min + 1,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from threadify import abi
-from threadify.linker import const_i32
-from threadify.wasm import Export, ExternKind, Import, MemoryType, Module
+from threadify.linker import LinkerSymbols, const_i32
+from threadify.wasm import Export, ExternKind, Import, Instr, MemoryType, Module
 from threadify.wasm.opcodes import BY_NAME
 from threadify.wasm.writer import sleb
 
@@ -63,8 +63,13 @@ I32_CONST = BY_NAME["i32.const"][0]
 END = BY_NAME["end"][0]
 
 
-def place_control_block(module: Module, stack_pointer: int,
-                        initial_end: int) -> tuple[int, int]:
+#: How far below the stack's top the control block may move to stay clear of data written at
+#: start-up (the stack loses as much).
+CONTROL_SEARCH = 16 * 1024
+
+
+def place_control_block(module: Module, stack_pointer: int, initial_end: int,
+                        initialised: list[tuple[int, int]]) -> tuple[int, int]:
     """Where threadify's control block goes, and the lowest address a thread block can get.
 
     The control block takes the top :data:`~threadify.abi.CONTROL_BYTES` of the linker's stack:
@@ -75,14 +80,68 @@ def place_control_block(module: Module, stack_pointer: int,
     would overwrite it (docs/abi.md, "Memory layout"). Thread blocks then start at the initial
     memory's end. When the stack pointer's initial value is not a usable constant (not lld's
     layout), the block gets its own page past the initial memory, as the fallback.
+
+    ``initialised`` are the ``(start, end)`` ranges the module writes at start-up
+    (:func:`initialised_ranges`). The block's words start as zero and must stay out of them: a
+    pre-initialised snapshot (Wizer's, as CRuby's module has) keeps the stale bytes of its
+    stack as data just below the stack pointer, and they would land on the block's lock and
+    free list. The block then goes to the first free 64 bytes below them, at most
+    :data:`CONTROL_SEARCH` below the stack's top, or else to its own page.
     """
     first = module.num_imported(ExternKind.GLOBAL)
     local = stack_pointer - first
     top = const_i32(module.globals[local].init) if local >= 0 else None
+    fallback = initial_end, initial_end + abi.CONTROL_PAGES * abi.PAGE
     if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % 16:
-        return initial_end, initial_end + abi.CONTROL_PAGES * abi.PAGE
+        return fallback
     control = top - abi.CONTROL_BYTES
+    # by end, highest first: once a range ends at or below the block, all later ones do too
+    for start, end in sorted(initialised, key=lambda r: r[1], reverse=True):
+        if end <= control:
+            break
+        if start < control + abi.CONTROL_BYTES and start < end:
+            control = (start - abi.CONTROL_BYTES) & ~15
+    if control < top - CONTROL_SEARCH or control < abi.MIN_STACK_FOR_CONTROL - abi.CONTROL_BYTES:
+        return fallback
     glob = module.globals[local]
     signed = control - (1 << 32) if control >= 1 << 31 else control
     module.globals[local] = type(glob)(glob.type, I32_CONST + sleb(signed) + END)
     return control, initial_end
+
+
+def initialised_ranges(module: Module, syms: LinkerSymbols) -> list[tuple[int, int]]:
+    """``(start, end)`` of the memory the module initialises: active segments at constant
+    offsets, and what lld's memory initialiser writes (``memory.init`` / ``memory.fill`` at
+    constant addresses, and its flag word)."""
+    out: list[tuple[int, int]] = []
+    for passive, offset, length in module.data_summary():
+        if not passive and offset is not None:
+            start = const_i32(offset)
+            if start is not None:
+                out.append((start & 0xFFFF_FFFF, (start & 0xFFFF_FFFF) + length))
+    if syms.init_memory is not None:
+        first = module.num_imported(ExternKind.FUNC)
+        local = syms.init_memory.index - first
+        if 0 <= local < len(module.code):
+            out += _written_ranges(module.code[local].instructions())
+    if syms.tls_base_init:
+        out.append((syms.tls_base_init, syms.tls_base_init + max(syms.tls_size_value or 0, 1)))
+    return out
+
+
+def _written_ranges(instrs: list[Instr]) -> list[tuple[int, int]]:
+    """Constant-address ``memory.init``/``memory.fill`` and atomic flag accesses."""
+    out = []
+    for pos, ins in enumerate(instrs):
+        if ins.op in ("memory.init", "memory.fill") and pos >= 3:
+            dest, _src, length = instrs[pos - 3:pos]
+            if dest.op == length.op == "i32.const":
+                start = int(dest.imm[0]) & 0xFFFF_FFFF
+                out.append((start, start + (int(length.imm[0]) & 0xFFFF_FFFF)))
+        elif ins.op.startswith("i32.atomic.") and pos >= 3:
+            for back in instrs[max(0, pos - 3):pos]:
+                if back.op == "i32.const" and int(back.imm[0]) > 0:
+                    start = int(back.imm[0]) & 0xFFFF_FFFF
+                    out.append((start, start + 4))
+                    break
+    return out

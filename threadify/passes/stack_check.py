@@ -40,13 +40,13 @@ from typing import NamedTuple
 
 from threadify import abi
 from threadify.linker import LinkerSymbols, const_i32, find_global
+from threadify.passes.memory import initialised_ranges
 from threadify.wasm import (
     I32,
     ExternKind,
     FunctionBody,
     Global,
     GlobalType,
-    Instr,
     Module,
     codescan,
 )
@@ -107,7 +107,7 @@ def main_stack(module: Module, syms: LinkerSymbols) -> StackRange | None:
         high_v = _global_init(module, high_g.index)
         if low_v is not None and high_v is not None and low_v < high_v:
             return StackRange(low_v, high_v, f"__stack_low/__stack_high ({low_g.how})")
-    ranges = _data_ranges(module, syms)
+    ranges = initialised_ranges(module, syms)
     below = [end for start, end in ranges if start < high]
     if not below:
         return StackRange(0, high, "stack first (no data below the initial stack pointer)")
@@ -123,44 +123,6 @@ def _global_init(module: Module, index: int) -> int | None:
     if index < first or index - first >= len(module.globals):
         return None
     return const_i32(module.globals[index - first].init)
-
-
-def _data_ranges(module: Module, syms: LinkerSymbols) -> list[tuple[int, int]]:
-    """``(start, end)`` of the memory the module initialises: active segments at constant
-    offsets, and what lld's memory initialiser writes (``memory.init`` / ``memory.fill`` at
-    constant addresses, and its flag word)."""
-    out: list[tuple[int, int]] = []
-    for passive, offset, length in module.data_summary():
-        if not passive and offset is not None:
-            start = const_i32(offset)
-            if start is not None:
-                out.append((start & 0xFFFF_FFFF, (start & 0xFFFF_FFFF) + length))
-    if syms.init_memory is not None:
-        first = module.num_imported(ExternKind.FUNC)
-        local = syms.init_memory.index - first
-        if 0 <= local < len(module.code):
-            out += _written_ranges(module.code[local].instructions())
-    if syms.tls_base_init:
-        out.append((syms.tls_base_init, syms.tls_base_init + max(syms.tls_size_value or 0, 1)))
-    return out
-
-
-def _written_ranges(instrs: list[Instr]) -> list[tuple[int, int]]:
-    """Constant-address ``memory.init``/``memory.fill`` and atomic flag accesses."""
-    out = []
-    for pos, ins in enumerate(instrs):
-        if ins.op in ("memory.init", "memory.fill") and pos >= 3:
-            dest, _src, length = instrs[pos - 3:pos]
-            if dest.op == length.op == "i32.const":
-                start = int(dest.imm[0]) & 0xFFFF_FFFF
-                out.append((start, start + (int(length.imm[0]) & 0xFFFF_FFFF)))
-        elif ins.op.startswith("i32.atomic.") and pos >= 3:
-            for back in instrs[max(0, pos - 3):pos]:
-                if back.op == "i32.const" and int(back.imm[0]) > 0:
-                    start = int(back.imm[0]) & 0xFFFF_FFFF
-                    out.append((start, start + 4))
-                    break
-    return out
 
 
 def add_limit_globals(module: Module, stack: StackRange) -> LimitGlobals:

@@ -1,0 +1,101 @@
+"""Modules whose start-up data reaches into the stack, as a pre-initialised snapshot leaves them
+(docs/abi.md, "Memory layout").
+
+Wizer-style snapshots (CRuby's ``ruby+stdlib.wasm`` is one) run a module's initialisation, then
+write the memory it left as data segments: the stale bytes just below the stack pointer's
+initial value become data too. threadify's control block tops the linker's stack and its words
+(the free-list lock, the list head, the counters) must start as zero, so it must not lie under
+such data: the stale bytes would be the lock's value, and the first thread would wait for it
+forever. The module here is a real clang/lld fixture with the bytes below its stack's top kept
+as an active segment, as the snapshot of CRuby has them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import threadify
+from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid
+from threadify import abi
+from threadify.linker import const_i32
+from threadify.passes.memory import CONTROL_SEARCH
+from threadify.verify import read_section, verify
+from threadify.wasm import DataSegment, Module
+from threadify.wasm.writer import sleb
+
+BASE = FIXTURES / "linkflags/wasm/tls.nonshared.wasm"  # class B, stack first, top at 64 KiB
+#: Stale bytes below the stack's top: they cover the control block's usual place from its lock
+#: word up (CRuby's snapshot covers the first 21 bytes).
+STALE = abi.CONTROL_BYTES - abi.CTRL_LOCK
+
+
+def _stack_top(module: Module) -> int:
+    top = const_i32(module.globals[0].init)
+    assert top is not None
+    return top
+
+
+def with_stale_stack(data: bytes, length: int, fill: int = 0xA5) -> tuple[bytes, int]:
+    """``data`` plus an active segment of ``length`` bytes ending at the stack's top; returns
+    the module and the segment's address."""
+    module = Module.decode(data)
+    top = _stack_top(module)
+    start = top - length
+    module.data.append(DataSegment(False, 0, b"\x41" + sleb(start) + b"\x0b",
+                                   bytes([fill]) * length))
+    if module.data_count is not None:
+        module.data_count += 1
+    return module.encode(), start
+
+
+def layout(output: bytes) -> dict[str, object]:
+    payload = Module.decode(output).get_custom(abi.CUSTOM_SECTION)
+    assert payload is not None
+    return read_section(payload)
+
+
+def test_control_block_stays_clear_of_start_up_data() -> None:
+    data, start = with_stale_stack(BASE.read_bytes(), STALE)
+    top = start + STALE
+    output = threadify.transform(data)
+    record = layout(output)
+    control = int(record["control_block"])  # type: ignore[call-overload]
+    assert control + abi.CONTROL_BYTES <= start, (control, start)
+    assert top - control <= CONTROL_SEARCH
+    # the main thread's stack starts below the block, and the block stays in the initial memory
+    assert _stack_top(Module.decode(output)) == control
+    assert record["control_on_stack"] is True
+    assert_valid(output, THREADS_FEATURES)
+    verify(output)  # threads start (the lock is free) and the block is not overwritten
+
+
+def test_data_beyond_the_search_window_moves_the_block_to_its_own_page() -> None:
+    data, _start = with_stale_stack(BASE.read_bytes(), CONTROL_SEARCH + 64)
+    output = threadify.transform(data)
+    record = layout(output)
+    initial_end = Module.decode(data).memories[0].min * abi.PAGE
+    assert record["control_block"] == initial_end and record["control_on_stack"] is False
+    assert _stack_top(Module.decode(output)) == _stack_top(Module.decode(data))
+    verify(output)
+
+
+def test_clear_stack_top_keeps_the_usual_place() -> None:
+    # the usual lld layout: nothing written under the stack's top, the block takes its top
+    data = BASE.read_bytes()
+    record = layout(threadify.transform(data))
+    assert record["control_block"] == _stack_top(Module.decode(data)) - abi.CONTROL_BYTES
+
+
+@pytest.mark.slow
+def test_program_runs_its_threads(tmp_path: Path) -> None:
+    data, _start = with_stale_stack(BASE.read_bytes(), STALE)
+    out = tmp_path / "out.wasm"
+    out.write_bytes(threadify.transform(data))
+    proc = subprocess.run([sys.executable, "-m", "threadify", "run", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "tls threads=8 ok" in proc.stdout
