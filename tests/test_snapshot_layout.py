@@ -23,7 +23,8 @@ from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid
 from threadify import abi
 from threadify.linker import const_i32
 from threadify.passes.memory import CONTROL_SEARCH
-from threadify.verify import read_section, verify
+from threadify.passes.metadata import read_section
+from threadify.verify import verify
 from threadify.wasm import DataSegment, Module
 from threadify.wasm.writer import sleb
 
