@@ -143,6 +143,31 @@ def test_every_ending_call_ends_the_run_as_on_wasmtime_46(case: int, tmp_path: P
 
 
 
+# traporder.wasm: argv[1] selects a call with two things wrong (a descriptor not open or of the
+# wrong kind, a path that does not exist, and a bad pointer, buffer, flag or enum): which one
+# decides, the errno or the end of the run, is compared.
+TRAP_ORDER_CASES = [*range(1, 39), *range(40, 56), *range(60, 69), *range(70, 88),
+                    *range(90, 137)]
+FAST_TRAP_ORDER_CASES = [3, 28, 113, 118, 133]  # buffer after fd; empty arrays; stdin at its end
+
+
+def _trap_order_case(case: int, tmp_path: Path) -> None:
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "traporder.wasm", tmp_path, [str(case)])
+    assert reference.stdout.startswith(f"case {case}\n"), reference.stderr
+    assert (ours.code, ours.stdout) == (reference.code, reference.stdout), ours.stderr
+
+
+@pytest.mark.parametrize("case", FAST_TRAP_ORDER_CASES)
+def test_which_of_two_faults_decides_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
+    _trap_order_case(case, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in TRAP_ORDER_CASES if c not in FAST_TRAP_ORDER_CASES])
+def test_every_pair_of_faults_decides_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
+    _trap_order_case(case, tmp_path)
+
+
 SOCKET_STAT = """(module
   (import "wasi_snapshot_preview1" "path_filestat_get"
     (func $stat (param i32 i32 i32 i32 i32) (result i32)))

@@ -360,7 +360,14 @@ class Wasi:
         return self._read(ptr, count * size)
 
     def _first_buffer(self, iovs: int, count: int) -> tuple[int, int]:
-        """The first non-empty (buf, len) of an iovec array: wasmtime moves only that one."""
+        """The first non-empty (buf, len) of an iovec array: wasmtime moves only that one.
+
+        Like wasmtime, the array itself is read before anything else is looked at (an array out
+        of bounds ends the run even for a descriptor that is not open), an empty array is not
+        read at all, and the buffer is checked only later (:meth:`_buffer`), when the call is
+        about to use it."""
+        if count == 0:
+            return 0, 0
         if 8 * count > HOSTCALL_FUEL:
             raise WasiError(ENOMEM)
         raw = self._array(iovs, count, 8, 4)
@@ -369,11 +376,14 @@ class Wasi:
             if length:
                 if 8 * count + length > HOSTCALL_FUEL:
                     raise WasiError(ENOMEM)
-                self._read(buf, 0)
-                if buf + length > 1 << 32:
-                    raise GuestTrap("buffer overflows the address space")
                 return buf, length
         return 0, 0
+
+    def _buffer(self, buf: int, length: int) -> memoryview:
+        """The guest bytes [buf, buf + length), or the end of the run if they are not memory."""
+        if buf + length > 1 << 32:
+            raise GuestTrap("buffer overflows the address space")
+        return self._view(buf, length)
 
     def _view(self, buf: int, length: int) -> memoryview:
         try:
@@ -465,11 +475,13 @@ class Wasi:
         buf, length = self._first_buffer(iovs, count)
         entry = self.descriptor(fd)
         if entry.kind == FILE:
-            if not entry.readable:  # (also when nothing is to be read)
+            # A bad buffer ends the run before a file not open for reading is refused (BADF,
+            # also when nothing is to be read), as in wasmtime.
+            view = self._buffer(buf, length) if length else None
+            if not entry.readable:
                 raise WasiError(EBADF)
             with entry.io_lock:
-                n = os.preadv(entry.host_fd, [self._view(buf, length)], entry.position) \
-                    if length else 0
+                n = os.preadv(entry.host_fd, [view], entry.position) if view else 0
                 entry.position += n
         elif entry.kind == STDIN:
             if not length:
@@ -477,7 +489,16 @@ class Wasi:
                 # (whatever stdin is: a terminal, a pipe, a file, /dev/null).
                 select.select([entry.host_fd], [], [])
                 raise WasiError(EINTR)
-            n = os.readv(entry.host_fd, [self._view(buf, length)])
+            try:
+                view = self._buffer(buf, length)
+            except GuestTrap:
+                # wasmtime reads stdin first and copies after: at its end nothing is copied, so
+                # a bad buffer goes unnoticed.
+                if os.read(entry.host_fd, 1):
+                    raise
+                n = 0
+            else:
+                n = os.readv(entry.host_fd, [view])
         else:
             raise WasiError(EBADF)
         self._put32(nread, n)
@@ -492,9 +513,16 @@ class Wasi:
     def _fd_write(self, fd: int, iovs: int, count: int, offset: int | None, out: int) -> int:
         buf, length = self._first_buffer(iovs, count)
         entry = self.descriptor(fd)
-        data = self._read(buf, length)
+        if entry.kind in (STDOUT, STDERR):
+            if offset is not None:
+                raise WasiError(ESPIPE)
+        elif entry.kind != FILE:
+            raise WasiError(EBADF)
+        # A bad buffer ends the run before a file not open for writing is refused (BADF, also
+        # when nothing is to be written), as in wasmtime.
+        data = bytes(self._buffer(buf, length)) if length else b""
         if entry.kind == FILE:
-            if not entry.writable:  # (also when nothing is to be written)
+            if not entry.writable:
                 raise WasiError(EBADF)
             with entry.io_lock:
                 if entry.append:
@@ -506,12 +534,8 @@ class Wasi:
                     n = os.pwrite(entry.host_fd, data, at) if data else 0
                     if offset is None:
                         entry.position = at + n
-        elif entry.kind in (STDOUT, STDERR):
-            if offset is not None:
-                raise WasiError(ESPIPE)
-            n = self._write_all(entry.host_fd, data)
         else:
-            raise WasiError(EBADF)
+            n = self._write_all(entry.host_fd, data)
         self._put32(out, n)
         return ESUCCESS
 
@@ -528,7 +552,7 @@ class Wasi:
             raise WasiError(ESPIPE)
         if entry.kind != FILE or not entry.readable:
             raise WasiError(EBADF)
-        n = os.preadv(entry.host_fd, [self._view(buf, length)], offset & M64) if length else 0
+        n = os.preadv(entry.host_fd, [self._buffer(buf, length)], offset & M64) if length else 0
         self._put32(nread, n)
         return ESUCCESS
 
@@ -875,11 +899,12 @@ class Wasi:
         # nothing, wasmtime's answers stay: it first resolves "x/" following links (so a
         # dangling, looping or escaping link is NOENT, LOOP, PERM) and refuses a link to a
         # directory with EINVAL.
+        at = self._dir(fd)  # (the descriptor is looked at before the path is read)
         name = self._path(path, path_len)
         stripped = name.rstrip("/")
         if stripped != name and stripped:
-            os.close(split_parent(self._dir(fd).host_fd, name)[0])
-            if self._is_symlink(self._dir(fd).host_fd, stripped):
+            os.close(split_parent(at.host_fd, name)[0])
+            if self._is_symlink(at.host_fd, stripped):
                 return EINVAL
         return self._with_parent(fd, path, path_len, lambda d, n: os.rmdir(n, dir_fd=d),
                                  strip=True)
