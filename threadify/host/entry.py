@@ -29,14 +29,15 @@ INITIALIZE = "_initialize"
 MAIN_NAMES = ("", "_start")
 
 _TYPE_NAMES = {"i": "i32", "I": "i64", "f": "f32", "F": "f64", "r": "funcref", "e": "externref",
-               "V": "v128", "?": "reference"}
+               "V": "v128", "?": "unsupported"}
 #: What Rust's ``f32``/``f64`` ``from_str`` accepts (compiled only when a float is parsed).
 _FLOAT = r"[+-]?(?:inf|infinity|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)"
 
 
 class EntryPoints:
     """The functions a run calls: ``_initialize`` (if a function) and the main one, with their
-    signatures as strings of value kinds (:func:`threadify.host.loading.signature`)."""
+    signatures as strings of value kinds (``i``/``I``/``f``/``F``/``r``/``e``/``V``, as
+    :mod:`threadify.host.loading` writes them)."""
 
     __slots__ = ("initialize", "main", "main_type")
 
@@ -77,7 +78,7 @@ def parse_params(kinds: str, args: Sequence[str], name: str) -> list[tuple[str, 
         elif kind in "fF":
             if not re.fullmatch(_FLOAT, text, re.IGNORECASE):
                 raise BadArgument(f"argument {text!r} is not an {_TYPE_NAMES[kind]}")
-            number = float(text)
+            number = float(text)  # an f32 is rounded via f64: differs from Rust in rare ties
             out.append((kind, ctypes.c_float(number).value if kind == "f" else number))
         else:
             raise BadArgument(f"`{name}` takes a {_TYPE_NAMES.get(kind, kind)} parameter, which "
