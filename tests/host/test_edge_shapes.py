@@ -97,3 +97,36 @@ def test_a_defined_shared_memory_cannot_spawn(tmp_path: Path) -> None:
     proc = run_cli([str(path)])
     assert proc.returncode == 11
     assert proc.stderr.count("\n") == 1 and "not one shared, imported memory" in proc.stderr
+
+
+#: Starts 3000 threads that each count themselves and end, retrying a spawn that fails (at the
+#: thread limit), then waits until every thread has counted: exit 0, or 1 if one never ran.
+MANY_THREADS = f"""(module {SPAWN} {PROC_EXIT}
+  (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+  (import "env" "memory" (memory 1 1 shared)) (export "memory" (memory 0))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (drop (i32.atomic.rmw.add (i32.const 8) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 8) (i32.const -1))))
+  (func (export "_start") (local $i i32) (local $n i32)
+    (loop $l
+      (if (i32.lt_s (call $spawn (local.get $i)) (i32.const 0))
+        (then (drop (call $yield)))
+        (else (local.set $i (i32.add (local.get $i) (i32.const 1)))))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 3000))))
+    (block $done (loop $w
+      (local.set $n (i32.atomic.load (i32.const 8)))
+      (br_if $done (i32.ge_u (local.get $n) (i32.const 3000)))
+      (drop (memory.atomic.wait32 (i32.const 8) (local.get $n) (i64.const -1)))
+      (br $w)))
+    (call $exit (i32.ne (i32.atomic.load (i32.const 8)) (i32.const 3000)))))"""
+
+
+@pytest.mark.parametrize("limit", ["128", "2"])
+def test_thousands_of_short_threads(tmp_path: Path, limit: str) -> None:
+    """3000 threads, each ending at once, at most ``limit`` alive: every one runs (a spawn at
+    the limit fails and is tried again), as on wasmtime, which has no limit."""
+    path = tmp_path / "many.wasm"
+    path.write_bytes(wat2wasm(MANY_THREADS))
+    ours = run_cli(["--max-threads", limit, str(path)], timeout=120)
+    assert (ours.returncode, ours.stderr) == (0, "")
+    assert run_wasmtime("46.0.1", path).returncode == 0
