@@ -35,6 +35,7 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes, int]] = {
     "pathmatrix0": (["fast"], {}, b"", 0),  # the matrices again, through wasi_unstable (slow)
     "fdmatrix0": ([], {}, b"", 0),
     "pollmatrix": ([], {}, b"", 0),
+    "openmatrix": (["1"], {}, b"", 0),  # O_CREAT only; every oflags value: the slow test
 }
 
 # What pathmatrix prints after a call that may change the tree (the names it watches).
@@ -104,6 +105,14 @@ def test_every_path_call_on_every_path_answers_as_on_wasmtime_46(module: str,
     assert reference.code == 0, reference.stderr
     assert "\nchecks=1728\n" in reference.stdout
     assert (ours.code, ours.stdout) == (0, _expected("pathmatrix-all", reference.stdout))
+
+
+@pytest.mark.slow
+def test_path_open_with_every_flag_answers_as_on_wasmtime_46(tmp_path: Path) -> None:
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "openmatrix.wasm", tmp_path)
+    assert reference.code == 0, reference.stderr
+    assert "\nchecks=4608\n" in reference.stdout
+    assert (ours.code, ours.stdout) == (0, reference.stdout)
 
 
 def test_the_checks_cover_every_function_of_both_snapshots() -> None:

@@ -773,12 +773,14 @@ class Wasi:
             raise WasiError(ENOTDIR)
         if at.kind != DIRECTORY:
             raise WasiError(EBADF)
+        if fdflags & (FDF_DSYNC | FDF_SYNC | FDF_RSYNC):  # (before the oflags check, as wasmtime)
+            raise WasiError(ENOTSUP)
         if oflags & OF_DIRECTORY and oflags & (OF_CREAT | OF_EXCL | OF_TRUNC):
             raise WasiError(EINVAL)
-        if fdflags & (FDF_DSYNC | FDF_SYNC | FDF_RSYNC):
-            raise WasiError(ENOTSUP)
-        writing = bool(base & R_FD_WRITE)
-        reading = bool(base & R_FD_READ) or not writing
+        # Creating or truncating opens for writing too, whatever the rights ask (wasmtime); a
+        # file is read unless only FD_WRITE is asked for.
+        writing = bool(base & R_FD_WRITE) or bool(oflags & (OF_CREAT | OF_TRUNC))
+        reading = bool(base & R_FD_READ) or not base & R_FD_WRITE
         flags = os.O_RDWR if writing and reading else os.O_WRONLY if writing else os.O_RDONLY
         if oflags & OF_DIRECTORY:
             flags |= os.O_DIRECTORY
