@@ -115,6 +115,16 @@ def test_path_open_with_every_flag_answers_as_on_wasmtime_46(tmp_path: Path) -> 
     assert (ours.code, ours.stdout) == (0, reference.stdout)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("call", ["rename", "link"])
+def test_rename_and_link_between_every_kind_of_name_as_on_wasmtime_46(call: str,
+                                                                       tmp_path: Path) -> None:
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "renamematrix.wasm", tmp_path, [call])
+    assert reference.code == 0, reference.stderr
+    assert "\nchecks=324\n" in reference.stdout
+    assert (ours.code, ours.stdout) == (0, reference.stdout)
+
+
 def test_the_checks_cover_every_function_of_both_snapshots() -> None:
     """Every function the host serves is called by some program (so none is untested): the
     programs name preview1 imports ``w_*`` and preview0 imports ``u_*``."""
