@@ -67,7 +67,7 @@ CASES = [
      1, ""),
 ]
 QUICK = {"start-section", "memory-export-is-a-global", "trap-in-start-section",
-         "4GiB-shared-memory"}
+         "shared-memory-defined", "4GiB-shared-memory"}
 
 
 @pytest.mark.parametrize(("name", "body", "code", "stdout"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from threadify.native import capi
@@ -176,51 +177,53 @@ class CallerMemory(LinearMemory):
     """The memory WASI uses in a single-threaded program: the caller's ``memory`` export.
 
     A :class:`LinearMemory` like :class:`SharedLinearMemory` (so the WASI implementation serves
-    both kinds of program unchanged), but one that owns no memory: it finds the memory anew in
-    every host call, because an ordinary memory belongs to one store and moves when it grows.
-    As in wasmtime, the memory is the calling instance's export named ``memory``; a module that
-    does not export it but imports exactly one memory gets that one (``fallback``, with the
-    store it was created in, or a :class:`SharedLinearMemory`). Only the thread that runs the
-    program uses it.
+    both kinds of program unchanged), but one that owns no memory. As in wasmtime, the memory
+    is the calling instance's export named ``memory``; a module that does not export it but
+    imports exactly one memory gets that one (``fallback``, with the store it was created in,
+    or a :class:`SharedLinearMemory`). It is looked up in the first host call (the program's
+    one instance may not even exist yet: its start function may call WASI), and its address
+    and size are read anew in every call, because an ordinary memory moves when it grows.
+    Only the thread that runs the program uses it.
     """
 
-    __slots__ = ("_fallback",)
+    __slots__ = ("_context", "_fallback", "_located")
 
-    def __init__(self, fallback: SharedLinearMemory | StoreMemory | None = None) -> None:
+    def __init__(self, context: Any, fallback: SharedLinearMemory | StoreMemory | None = None
+                 ) -> None:
+        """``context``: the store the program's instance lives in."""
+        self._context = context
         self._fallback = fallback
+        #: ``() -> (base, size)`` of the memory once found (a plain program has one instance,
+        #: so the first call's answer holds for every later call; only base and size change)
+        self._located: Callable[[], tuple[int, int]] | None = None
+
+    def _locate(self) -> Callable[[], tuple[int, int]]:
+        """Find the memory: the calling instance's ``memory`` export, else the fallback."""
+        caller = getattr(CURRENT_CALL, "caller", None)
+        if caller is not None:
+            ext = capi.wasmtime_extern_t()
+            if capi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(ext)):
+                kind = int(ext.kind)
+                if kind == capi.EXTERN_MEMORY:  # a store's handle: nothing to free
+                    return StoreMemory.of(self._context, ext.of.memory).data
+                if kind == capi.EXTERN_SHAREDMEMORY:  # an owned handle, kept for the run
+                    return _shared_data(ext.of.sharedmemory)
+                capi.wasmtime_extern_delete(ctypes.byref(ext))
+        fallback = self._fallback
+        if isinstance(fallback, SharedLinearMemory):
+            return _shared_data(fallback.ptr)
+        if isinstance(fallback, StoreMemory):
+            return fallback.data
+        raise MemoryMissing()
 
     def _region(self) -> memoryview:
         region: memoryview | None = getattr(CURRENT_CALL, "region", None)
         if region is not None:
             return region
-        caller = getattr(CURRENT_CALL, "caller", None)
-        base = size = 0
-        found = False
-        if caller is not None:
-            ext = capi.wasmtime_extern_t()
-            if capi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(ext)):
-                kind = int(ext.kind)
-                if kind == capi.EXTERN_MEMORY:
-                    context = capi.wasmtime_caller_context(caller)
-                    memory = ctypes.byref(ext.of.memory)
-                    base = capi.wasmtime_memory_data(context, memory) or 0
-                    size = int(capi.wasmtime_memory_data_size(context, memory))
-                    found = True
-                elif kind == capi.EXTERN_SHAREDMEMORY:
-                    shared = ext.of.sharedmemory
-                    base = capi.wasmtime_sharedmemory_data(shared) or 0
-                    size = int(capi.wasmtime_sharedmemory_data_size(shared))
-                    found = True
-                capi.wasmtime_extern_delete(ctypes.byref(ext))
-        if not found:
-            fallback = self._fallback
-            if isinstance(fallback, SharedLinearMemory):
-                base = fallback.base
-                size = int(capi.wasmtime_sharedmemory_data_size(fallback.ptr))
-            elif isinstance(fallback, StoreMemory):
-                base, size = fallback.data()
-            else:
-                raise MemoryMissing()
+        located = self._located
+        if located is None:
+            located = self._located = self._locate()
+        base, size = located()
         region = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B") if size else \
             memoryview(b"")
         CURRENT_CALL.region = region
@@ -235,8 +238,19 @@ class CallerMemory(LinearMemory):
             raise GuestFault(f"{ptr:#x}+{length}")
 
 
+def _shared_data(ptr: Any) -> Callable[[], tuple[int, int]]:
+    """``() -> (base, size)`` of the ``wasmtime_sharedmemory_t`` at ``ptr``."""
+    base = capi.wasmtime_sharedmemory_data(ptr) or 0  # a shared memory never moves
+
+    def data() -> tuple[int, int]:
+        return base, int(capi.wasmtime_sharedmemory_data_size(ptr))
+
+    return data
+
+
 class StoreMemory:
-    """An ordinary (non-shared) memory, created in one store for a single-threaded program."""
+    """An ordinary (non-shared) memory of one store, for a single-threaded program: one the host
+    created (from the module's import type) or one the program defines."""
 
     __slots__ = ("context", "memory")
 
@@ -245,6 +259,15 @@ class StoreMemory:
         self.memory = capi.wasmtime_memory_t()
         capi.check(capi.wasmtime_memory_new(context, memory_type.ptr(),
                                             ctypes.byref(self.memory)))
+
+    @classmethod
+    def of(cls, context: Any, memory: Any) -> StoreMemory:
+        """The existing memory ``memory`` (a ``wasmtime_memory_t``) of the store of
+        ``context``."""
+        self = cls.__new__(cls)
+        self.context = context
+        self.memory = capi.wasmtime_memory_t.from_buffer_copy(memory)
+        return self
 
     def define_in(self, linker: Any, module: str, name: str) -> None:
         """Define this memory in ``linker`` under ``module``.``name``."""

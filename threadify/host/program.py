@@ -174,7 +174,7 @@ def _link_memories(engine: Any, linker: Any, context: Any, shape: loading.Progra
     if shape.threaded:
         assert isinstance(created[0], SharedLinearMemory)
         return created[0]
-    return CallerMemory(created[0] if len(created) == 1 else None)
+    return CallerMemory(context, created[0] if len(created) == 1 else None)
 
 
 def _define_wasi_without_memory(linker: Any, imports: list[tuple[str, str]]) -> None:
