@@ -229,6 +229,38 @@ def test_a_socket_in_a_directory_has_an_unknown_type(tmp_path: Path) -> None:
     assert outcomes == [0, 0]
 
 
+SOCKET_OPEN = """(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "sock")
+  (func (export "_start")  ;; exit code: path_open's errno for the socket
+    (call $exit (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 4)
+                            (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0)
+                            (i32.const 64)))))
+"""
+
+
+def test_an_errno_wasmtime_does_not_pass_on_is_io(tmp_path: Path) -> None:
+    """Opening a Unix socket fails with ENXIO on Linux; wasmtime passes on only some host
+    errnos by name (not ENXIO, EROFS, EXDEV, ...) and reports the others as IO (29)."""
+    import socket
+
+    from tests.tooling import wat2wasm
+
+    module = tmp_path / "sockopen.wasm"
+    module.write_bytes(wat2wasm(SOCKET_OPEN))
+    outcomes = []
+    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
+        base = tmp_path / host
+        root = wasi_diff.make_tree(base)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(root / "sock"))
+            outcomes.append(run(module, base).code)
+    assert outcomes == [29, 29]
+
+
 READDIR_STATUS = """(module
   (import "wasi_snapshot_preview1" "fd_readdir"
     (func $readdir (param i32 i32 i32 i64 i32) (result i32)))

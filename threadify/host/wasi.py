@@ -55,10 +55,12 @@ _ERRNO_NAMES = (
     " OVERFLOW OWNERDEAD PERM PIPE PROTO PROTONOSUPPORT PROTOTYPE RANGE ROFS SPIPE SRCH STALE"
     " TIMEDOUT TXTBSY XDEV NOTCAPABLE"
 ).split()
-_HOST_TO_WASI = {getattr(E, "E" + name): i for i, name in enumerate(_ERRNO_NAMES)
-                 if hasattr(E, "E" + name)}
+# The host errnos wasmtime passes on by name; any other (ENXIO, EROFS, EXDEV, ETXTBSY, EAGAIN,
+# ...) reaches the guest as IO, as in wasmtime.
+_PASSED_ON = ("PIPE PERM NOENT NOMEM IO BADF BUSY ACCES NOTDIR ISDIR INVAL EXIST FBIG NOSPC SPIPE"
+              " MLINK NAMETOOLONG NOTEMPTY LOOP OVERFLOW ILSEQ NOTSUP ALREADY INPROGRESS INTR")
+_HOST_TO_WASI = {getattr(E, "E" + name): _ERRNO_NAMES.index(name) for name in _PASSED_ON.split()}
 _HOST_TO_WASI[E.EOPNOTSUPP] = _ERRNO_NAMES.index("NOTSUP")
-_HOST_TO_WASI[E.EWOULDBLOCK] = _ERRNO_NAMES.index("AGAIN")
 
 ESUCCESS = 0
 EBADF = _ERRNO_NAMES.index("BADF")
