@@ -17,7 +17,7 @@ from tests.tooling import run_wasmtime, wat2wasm
 
 #: The cases the fast loop runs (the others are marked slow; the full suite runs them all).
 QUICK = {"reactor", "empty-name", "no-entry", "initialize-wrong-type", "decimal", "specials",
-         "missing", "i32-overflow", "v128"}
+         "f32-tie", "missing", "i32-overflow", "v128"}
 
 
 def _cases(values: list[Any], ids: list[str]) -> list[Any]:
@@ -97,7 +97,11 @@ RESULTS = """(func (export "_start")
     ["0x1F", "-9223372036854775808", "1e-45", "-0"],
     ["0X-80000000", "0", "inf", "NaN"],
     ["2147483647", "0x-10", ".5", "3."],
-], ["decimal", "hex-and-limits", "specials", "float-forms"]))
+    # f32: a decimal just above a tie (rounding via f64 would land on it), and one just below
+    # the rounding threshold past the largest f32 (a C cast would make it infinity)
+    ["1", "1", "1.0000000596046447753906250001", "1e-320"],
+    ["1", "1", "3.4028235677973366e38", "-1e-400"],
+], ["decimal", "hex-and-limits", "specials", "float-forms", "f32-tie", "f32-largest"]))
 def test_parameters_from_arguments_and_results_printed(tmp_path: Path, args: list[str]) -> None:
     """wasmtime parses the main function's parameters from the arguments and prints what it
     returns, one value a line (Rust's formatting of floats: shortest, no exponent)."""

@@ -78,12 +78,33 @@ def parse_params(kinds: str, args: Sequence[str], name: str) -> list[tuple[str, 
         elif kind in "fF":
             if not re.fullmatch(_FLOAT, text, re.IGNORECASE):
                 raise BadArgument(f"argument {text!r} is not an {_TYPE_NAMES[kind]}")
-            number = float(text)  # an f32 is rounded via f64: differs from Rust in rare ties
-            out.append((kind, ctypes.c_float(number).value if kind == "f" else number))
+            out.append((kind, f32_from_text(text) if kind == "f" else float(text)))
         else:
             raise BadArgument(f"`{name}` takes a {_TYPE_NAMES.get(kind, kind)} parameter, which "
                               "cannot be given as an argument")
     return out
+
+
+def f32_from_text(text: str) -> float:
+    """The ``f32`` nearest to the decimal ``text`` (ties to even), as Rust reads it.
+
+    Not ``float(text)`` narrowed to 32 bits: rounding twice can land on a tie the decimal was
+    not on, and a C cast turns values just above the largest ``f32`` into infinity."""
+    value = float(text)  # correctly rounded to f64 (Python's reading, as Rust's)
+    if value != value or value in (0.0, float("inf"), float("-inf")):
+        return value  # NaN, infinities, and what is already zero as an f64
+    from fractions import Fraction  # only for a function that takes an f32
+
+    exact = abs(Fraction(text.lstrip("+-")))
+    exponent = exact.numerator.bit_length() - exact.denominator.bit_length()
+    if exact < Fraction(2) ** exponent:
+        exponent -= 1
+    shift = 23 - max(exponent, -126)  # 24 significant bits; subnormals keep a fixed scale
+    mantissa = round(exact * Fraction(2) ** shift)  # round half to even
+    result = float(Fraction(mantissa) / Fraction(2) ** shift)
+    if result >= 2.0 ** 128:
+        result = float("inf")
+    return -result if value < 0 else result
 
 
 def rust_float(value: float, single: bool) -> str:
