@@ -16,7 +16,6 @@ when the module's types mention ``v128``: describing such a type aborts the proc
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 from collections.abc import Sequence
@@ -117,7 +116,7 @@ def rust_float(value: float, single: bool) -> str:
     if single:
         for digits in range(1, 10):
             text = f"{value:.{digits - 1}e}"
-            if ctypes.c_float(float(text)).value == value:
+            if f32_from_text(text) == value:
                 break
     else:
         text = repr(value)
