@@ -36,6 +36,7 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes, int]] = {
     "fdmatrix0": ([], {}, b"", 0),
     "pollmatrix": ([], {}, b"", 0),
     "openmatrix": (["1"], {}, b"", 0),  # O_CREAT only; every oflags value: the slow test
+    "extremes": ([], {}, b"", 0),
 }
 
 # What pathmatrix prints after a call that may change the tree (the names it watches).

@@ -677,7 +677,14 @@ class Wasi:
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> int:
         check_enum(advice, 6, "advice")
-        os.posix_fadvise(self._file(fd).host_fd, offset & M64, length & M64, advice)
+        entry = self._file(fd)
+        offset, length = offset & M64, length & M64
+        # As wasmtime: a length past the signed 64-bit range is INVAL, an offset past it is
+        # advice about nothing (success); the kernel never sees either.
+        if length >= 1 << 63:
+            return EINVAL
+        if offset < 1 << 63:
+            os.posix_fadvise(entry.host_fd, offset, length, advice)
         return ESUCCESS
 
     def fd_allocate(self, fd: int, offset: int, length: int) -> int:
