@@ -42,8 +42,9 @@ SETTLED = 2.0
 #: with OpenSSL's SHA-256, which is faster per byte on CPUs with SHA extensions.
 SMALL_MODULE = 1 << 20
 
-#: The cache's default bound in bytes (compiled code is a few times the module's size).
-DEFAULT_LIMIT = 512 << 20
+#: The cache's default bound in bytes, wasmtime's own cache's default soft limit (compiled code
+#: is a few times the module's size).
+DEFAULT_LIMIT = 1 << 30
 #: A temporary file this old (seconds) belongs to a writer that died: removed by :func:`trim`.
 STALE_TEMP = 3600.0
 
