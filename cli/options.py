@@ -170,8 +170,9 @@ class RunArgs(Arguments):
     dirs: list[str] = option("--dir", kind="list", metavar="HOST[::GUEST]", help=(
         "Give the program directory HOST, seen by it as GUEST (default: the same path). "
         "Repeatable."))
-    env: list[str] = option("--env", kind="list", metavar="K=V", help=(
-        "Set an environment variable for the program. Repeatable."))
+    env: list[str] = option("--env", kind="list", metavar="K[=V]", help=(
+        "Set an environment variable for the program; a bare K passes on this process's "
+        "value of K (nothing when it is unset). Repeatable."))
     max_threads: int = option("--max-threads", kind="count", metavar="N",
                               default=DEFAULT_MAX_THREADS, help=(
         "Spawned threads alive at once (one more: its spawn fails)."))
