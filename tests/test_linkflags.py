@@ -41,6 +41,7 @@ from tests.tooling import (
     wasmtime_thread_flags,
 )
 from tests.wasmer_host import run_wasmer
+from threadify.wasm import Module
 
 HERE = FIXTURES / "linkflags"
 MANIFEST: dict[str, Any] = json.loads((HERE / "manifest.json").read_text())
@@ -280,3 +281,38 @@ def test_stack_check_near_limit_and_overflow(name: str, options: list[str], args
     assert "recurse" in proc.stderr, detail  # the frame that overflowed
     if host == "threadify":
         assert f"{overflows} " in proc.stderr.splitlines()[-1], detail
+
+
+def _debug_sections(module: Module) -> list[str]:
+    return [name for name in module.custom_names() if name.startswith(".debug_")]
+
+
+DEBUG_CELLS = [pytest.param(entry, id=ident(entry)) for entry in MODULES
+               if entry["class"] in ("A", "B")
+               and b".debug_info" in (HERE / entry["file"]).read_bytes()]
+
+
+@pytest.mark.parametrize("entry", DEBUG_CELLS)
+def test_debug_info_is_kept_only_where_code_stays(entry: dict[str, Any]) -> None:
+    """DWARF addresses code by its offset in the code section. Whatever the output keeps of it
+    must still match: every body of the input at the same offset (docs/abi.md, "Preserved").
+    ``manyfuncs`` has 124 bodies: threadify's functions push the count past 127, its LEB
+    grows a byte and every body moves, so the DWARF is dropped, and a warning says so."""
+    data = (HERE / entry["file"]).read_bytes()
+    before = Module.decode(data)
+    options = library_options(entry["options"])
+    moves = entry["program"] == "manyfuncs"
+    if moves:
+        assert 119 <= before.function_count() <= 127 and before.code_count_width() == 1
+        with pytest.warns(UserWarning, match="function count one byte longer.*dropped .debug_"):
+            output = threadify.transform(data, **options)
+    else:
+        output = threadify.transform(data, **options)
+    after = Module.decode(output)
+    offsets = before.code_body_offsets()
+    if moves:
+        assert after.code_body_offsets()[:len(offsets)] != offsets
+        assert not _debug_sections(after)
+    else:
+        assert after.code_body_offsets()[:len(offsets)] == offsets
+        assert _debug_sections(after) == _debug_sections(before)

@@ -16,12 +16,18 @@ from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
-from threadify.passes.metadata import name_items, record_producer, record_section
+from threadify.passes.metadata import (
+    drop_offset_sections,
+    name_items,
+    record_producer,
+    record_section,
+)
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
 from threadify.validation import BackgroundValidation, validated_by_default
 from threadify.wasm import ExternKind, GlobalType, Module
 from threadify.wasm.module import is_mapped
+from threadify.wasm.writer import uleb_width
 
 if TYPE_CHECKING:
     import mmap
@@ -264,6 +270,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         start_every_instance=analysis.start_every_instance,
         stack_limits=None if limits is None else (limits.low, limits.high),
     )
+    count_width = module.code_count_width()  # as the input wrote it
     injected = inject_runtime(module, plan)
     changes.append("injected wasi_thread_start, threadify_thread_destroy and the thread "
                    "runtime")
@@ -285,6 +292,16 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         checked = {"main_stack": [stack.low, stack.high], "main_stack_how": stack.how,
                    "red_zone": stack_check.RED_ZONE, "checks": done.checks,
                    "dropped": done.dropped}
+    if count_width and uleb_width(module.function_count()) > count_width:
+        # the bodies' count needs a longer LEB than the input's: every body moves by the
+        # difference (an input with 119 to 127 functions gets past 127), and what addresses
+        # code by offset no longer matches (docs/abi.md, "Preserved")
+        moved = drop_offset_sections(module)
+        if moved:
+            warnings.append(Hint(
+                f"adding threadify's functions made the code section's function count one "
+                f"byte longer, which moved all code, so the debug information no longer "
+                f"matched it: dropped {', '.join(moved)}"))
 
     name_items(module, injected.functions, injected.globals)
     record_producer(module, __version__)

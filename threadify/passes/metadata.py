@@ -51,3 +51,19 @@ def read_section(payload: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("threadify section is not a JSON object")
     return value
+
+
+def drop_offset_sections(module: Module) -> list[str]:
+    """Remove the custom sections that address code by byte offset — DWARF (``.debug_*``),
+    ``sourceMappingURL`` and the relocations of ``--emit-relocs`` (``reloc.CODE``) — and
+    return their names, sorted. For when existing function bodies moved: those sections would
+    point at the wrong instructions (docs/stack-check.md, "Debug information")."""
+    dropped = sorted({name for name in module.custom_names()
+                      if name.startswith(".debug_") or name in OFFSET_SECTIONS})
+    for name in dropped:
+        module.remove_custom(name)
+    return dropped
+
+
+#: Custom sections besides ``.debug_*`` whose contents are code offsets.
+OFFSET_SECTIONS = frozenset({"sourceMappingURL", "reloc.CODE"})

@@ -41,6 +41,7 @@ from typing import NamedTuple
 from threadify import abi
 from threadify.linker import LinkerSymbols, const_i32, find_global
 from threadify.passes.memory import initialised_ranges
+from threadify.passes.metadata import drop_offset_sections
 from threadify.wasm import (
     I32,
     ExternKind,
@@ -214,12 +215,7 @@ def insert_checks(module: Module, stack_pointer: int, limits: LimitGlobals, over
         checks, functions = native.inserted, native.functions
     else:
         checks, functions = _insert_in_python(module, stack_pointer, sequence, count)
-    dropped: list[str] = []
-    if functions:
-        dropped = sorted({name for name in module.custom_names()
-                          if name.startswith(".debug_") or name == "sourceMappingURL"})
-        for name in dropped:
-            module.remove_custom(name)
+    dropped = drop_offset_sections(module) if functions else []
     return CheckResult(checks, functions, dropped)
 
 

@@ -760,6 +760,15 @@ class Module:
         s.replace_payload(payload if isinstance(payload, list) else [payload], count)
         s._tail = appended
 
+    def code_count_width(self) -> int:
+        """Bytes of the LEB holding the code section's body count, as the input wrote it (0
+        without a code section). Existing bodies keep their offsets only while the count still
+        fits that width; call it before appending bodies."""
+        s = self._known.get(S.CODE)
+        if not isinstance(s, _VectorSection):
+            return 0
+        return s._original_count()[1]
+
     def code_body_offsets(self) -> list[int]:
         """Offset of each function body (after its size LEB) from the start of the code
         section's payload, as decoded -- the offsets DWARF refers to."""
