@@ -316,3 +316,24 @@ def test_debug_info_is_kept_only_where_code_stays(entry: dict[str, Any]) -> None
     else:
         assert after.code_body_offsets()[:len(offsets)] == offsets
         assert _debug_sections(after) == _debug_sections(before)
+
+
+RELOC_CELLS = [pytest.param(entry, id=ident(entry)) for entry in MODULES
+               if "--emit-relocs" in entry["link_flags"]]
+
+
+@pytest.mark.parametrize("entry", RELOC_CELLS)
+def test_relocations_follow_the_layout(entry: dict[str, Any]) -> None:
+    """``--emit-relocs`` keeps lld's relocations: ``reloc.CODE`` (offsets into the code section,
+    whose bodies threadify leaves where they are) stays; ``reloc.DATA`` (offsets into the data
+    section) stays only when the data section does, and goes when active segments are made
+    passive (class B); ``--stack-check`` moves code, so ``reloc.CODE`` goes then."""
+    data = (HERE / entry["file"]).read_bytes()
+    before = set(Module.decode(data).custom_names())
+    after = set(Module.decode(threadify.transform(data)).custom_names())
+    assert "reloc.CODE" in before and "reloc.CODE" in after
+    if "reloc.DATA" in before:
+        assert ("reloc.DATA" in after) == (entry["class"] == "A")
+    with pytest.warns(UserWarning, match="dropped .*reloc.CODE"):
+        checked = set(Module.decode(threadify.transform(data, stack_check=True)).custom_names())
+    assert "reloc.CODE" not in checked

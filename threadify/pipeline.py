@@ -241,6 +241,11 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     if writes:
         changes.append(f"{len(writes)} active data segment(s) made passive, written once by "
                        "the first instance")
+        if module.get_custom("reloc.DATA") is not None:
+            # --emit-relocs: its data relocations are offsets into the data section, which a
+            # passive segment (no offset expression) no longer matches
+            module.remove_custom("reloc.DATA")
+            changes.append("reloc.DATA dropped (the data section's layout changed)")
 
     tls_base = syms.tls_base.index if syms.tls_base is not None else None
     if tls_base is not None:
@@ -286,8 +291,9 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
                        f"{done.functions} function(s)")
         if done.dropped:
             dropped = ", ".join(done.dropped).replace("{", "{{").replace("}", "}}")
-            warnings.append(Hint(f"{{}} moved code, so the debug information no longer "
-                                 f"matched it: dropped {dropped}",
+            warnings.append(Hint(f"{{}} moved code, so the debug information (what "
+                                 f"addresses code by offset) no longer matched it: dropped "
+                                 f"{dropped}",
                                  Suggestion("stack_check", True)))
         checked = {"main_stack": [stack.low, stack.high], "main_stack_how": stack.how,
                    "red_zone": stack_check.RED_ZONE, "checks": done.checks,
@@ -300,8 +306,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         if moved:
             warnings.append(Hint(
                 f"adding threadify's functions made the code section's function count one "
-                f"byte longer, which moved all code, so the debug information no longer "
-                f"matched it: dropped {', '.join(moved)}"))
+                f"byte longer, which moved all code, so the debug information (what "
+                f"addresses code by offset) no longer matched it: dropped {', '.join(moved)}"))
 
     name_items(module, injected.functions, injected.globals)
     record_producer(module, __version__)
