@@ -37,6 +37,7 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, str], bytes, int]] = {
     "pollmatrix": ([], {}, b"", 0),
     "openmatrix": (["1"], {}, b"", 0),  # O_CREAT only; every oflags value: the slow test
     "extremes": ([], {}, b"", 0),
+    "fdnumbers": (["1"], {}, b"", 0),  # 400 pseudo-random opens, closes, renumbers (seed 1)
 }
 
 # What pathmatrix prints after a call that may change the tree (the names it watches).
