@@ -68,11 +68,13 @@ class Preopen:
 
     @staticmethod
     def parse(spec: str) -> Preopen:
-        """``HOST[::GUEST]`` as on wasmtime's command line; GUEST defaults to HOST."""
-        host, sep, guest = spec.partition("::")
+        """``HOST[::GUEST]`` as on wasmtime's command line; GUEST defaults to HOST. As there,
+        anything after a second ``::`` is ignored (``a::b::c`` is ``a`` seen as ``b``)."""
+        parts = spec.split("::")
+        host = parts[0]
         if not host:
             raise ValueError(f"--dir {spec!r}: empty host directory")
-        return Preopen(host, guest if sep else host)
+        return Preopen(host, parts[1] if len(parts) > 1 else host)
 
 
 def _openat2(dirfd: int, path: str, flags: int, mode: int) -> int:
