@@ -127,6 +127,18 @@ def test_rename_and_link_between_every_kind_of_name_as_on_wasmtime_46(call: str,
     assert (ours.code, ours.stdout) == (0, reference.stdout)
 
 
+def test_a_rust_program_through_its_standard_library_runs_as_on_wasmtime_46(
+        tmp_path: Path) -> None:
+    """std_fs.rs (Debian's rustc, wasm32-wasi): files, directories, links, metadata, the errors
+    std reports, arguments, environment, stdin and the exit code, as the suite's Rust tests use
+    them."""
+    reference, ours = wasi_diff.both(WASI_FIXTURES / "std_fs.wasm", tmp_path, ["x", "y z"],
+                                     b"first line\nsecond\n", {"K": "V"})
+    assert reference.code == 3, reference.stderr
+    assert "read_line: ok (11, \"first line\\n\")" in reference.stdout
+    assert (ours.code, ours.stdout, ours.stderr) == (3, reference.stdout, "to stderr\n")
+
+
 def test_the_checks_cover_every_function_of_both_snapshots() -> None:
     """Every function the host serves is called by some program (so none is untested): the
     programs name preview1 imports ``w_*`` and preview0 imports ``u_*``."""
