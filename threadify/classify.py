@@ -301,6 +301,16 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         if getattr(first, "table64", False):
             return result.reject("table 0 is a 64-bit table (table64)",
                                  "build for wasm32: function pointers are 32-bit there")
+    elif any(imp.module == "wasi" and imp.name == "thread-spawn" and imp.kind == ExternKind.FUNC
+             for imp in module.imports):
+        # the functions a program passes to thread-spawn are indices into table 0: without
+        # one, every thread's start would trap. lld always writes it when a function's address
+        # is taken; wasm-opt removes it when nothing in the module calls through it
+        return result.reject(
+            "the module spawns threads (it imports wasi.thread-spawn) but has no function "
+            "table, so no thread function can be called: was it optimised after linking "
+            "(wasm-opt removes a table only the host would call through)?",
+            "run wasm-opt after threadify, not before, or link with --export-table")
 
     # -- export-name clashes ------------------------------------------------------------------
     for name, kind in ((abi.EXPORT_DESTROY, ExternKind.FUNC),
