@@ -233,3 +233,49 @@ def test_proc_exit_codes(code: int, tmp_path: Path) -> None:
     reference, ours = run_both(tmp_path, ["exit", str(code)])
     assert (reference.code, ours.code) == (code, code)
     assert ours.stdout == reference.stdout == ""
+
+
+# The AssemblyScript tests again, from an AssemblyScript module (fixtures/wasi/src/as_suite.ts,
+# built with the compiler and WASI shim the suite uses): mode, arguments, environment, what the
+# module must print and its exit code.
+AS_SUITE = WASI_FIXTURES / "as_suite.wasm"
+AS_CASES: list[tuple[str, list[str], dict[str, str], str, int]] = [
+    ("args_get-multiple-arguments", ["args", "first", 'the "second" arg', "3"], {},
+     '  3: the "second" arg\n', 0),
+    ("args_sizes_get-multiple-arguments", ["args", "first", "second", "3"], {},
+     "args_sizes_get: 0 count=5 ", 0),
+    ("args_sizes_get-no-arguments", [], {}, "args_sizes_get: 0 count=1 ", 0),
+    ("environ_get-multiple-variables", ["environ"],
+     {"a": "text", "b": 'escap " ing', "c": "new\nline"}, "  2: c=new\\nline\n", 0),
+    ("environ_sizes_get-multiple-variables", ["environ"], {"a": "b", "b": "c", "c": "d"},
+     "environ_sizes_get: 0 count=3 size=12\n", 0),
+    ("environ_sizes_get-no-variables", [], {}, "environ_sizes_get: 0 count=0 size=0\n", 0),
+    ("fd_write-to-invalid-fd", ["write-invalid"], {}, "fd_write 42: 8\n", 0),
+    ("fd_write-to-stdout", ["write-stdout"], {}, "hello\nfd_write 1: 0 n=5\n", 0),
+    ("proc_exit-failure", ["exit", "33"], {}, "", 33),
+    ("proc_exit-success", ["exit", "0"], {}, "", 0),
+    ("random_get-non-zero-length", ["random"], {}, "random_get 32: 0 0 differ=true\n", 0),
+    ("random_get-zero-length", ["random0"], {}, "random_get 0: 0 kept=true\n", 0),
+]
+FAST_AS = {"args_get-multiple-arguments"}
+
+
+@pytest.mark.parametrize(("name", "args", "env", "expected", "code"),
+                         [pytest.param(*case, marks=() if case[0] in FAST_AS
+                                       else pytest.mark.slow) for case in AS_CASES],
+                         ids=[case[0] for case in AS_CASES])
+def test_the_assemblyscript_tests_from_an_assemblyscript_module(
+        name: str, args: list[str], env: dict[str, str], expected: str, code: int,
+        tmp_path: Path) -> None:
+    outcomes = []
+    for host in ("wasmtime", "threadify"):
+        options = []
+        for key, value in env.items():
+            options += ["--env", f"{key}={value}"]
+        cmd = ([str(wasmtime_cli(REFERENCE)), "run", "-C", "cache=n", *options, str(AS_SUITE),
+                *args] if host == "wasmtime" else [*RUN, *options, str(AS_SUITE), "--", *args])
+        outcomes.append(_run(cmd, tmp_path, stdin_open=False))
+    reference, ours = outcomes
+    assert reference.code == code, reference.stderr
+    assert expected in reference.stdout
+    assert (ours.code, ours.stdout) == (reference.code, reference.stdout)
