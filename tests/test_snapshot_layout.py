@@ -22,7 +22,7 @@ import threadify
 from tests.tooling import FIXTURES, THREADS_FEATURES, assert_valid
 from threadify import abi
 from threadify.linker import const_i32
-from threadify.passes.memory import CONTROL_SEARCH
+from threadify.passes.memory import CONTROL_SEARCH, place_control_block
 from threadify.passes.metadata import read_section
 from threadify.verify import verify
 from threadify.wasm import DataSegment, Module
@@ -82,6 +82,18 @@ def test_data_beyond_the_search_window_moves_the_block_to_its_own_page() -> None
     assert record["control_block"] == initial_end and record["control_on_stack"] is False
     assert _stack_top(Module.decode(output)) == _stack_top(Module.decode(data))
     verify(output)
+
+
+def test_data_the_moved_block_meets_moves_it_again() -> None:
+    """A range that ends below the block's usual place but above where the first move puts
+    it moves the block once more (as many stale ranges below each other would)."""
+    top = _stack_top(Module.decode(BASE.read_bytes()))
+    for ranges in ([(top - 10, top), (top - 200, top - 70)],
+                   [(top - 200, top - 70), (top - 10, top)]):
+        module = Module.decode(BASE.read_bytes())
+        control, _blocks = place_control_block(module, 0, 1 << 20, ranges)
+        assert control == (top - 200 - abi.CONTROL_BYTES) & ~15
+        assert _stack_top(module) == control
 
 
 def test_clear_stack_top_keeps_the_usual_place() -> None:

@@ -189,8 +189,9 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
 
     layout = abi.BlockLayout(options.stack_size, analysis.tls_size, analysis.tls_align)
     control = memory.type.min * abi.PAGE
+    initialised = initialised_ranges(module, syms)
     control, blocks_from = place_control_block(module, syms.stack_pointer.index, control,
-                                              initialised_ranges(module, syms))
+                                              initialised)
     max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
     effective_max = max_pages if max_pages is not None else (
         memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)
@@ -224,7 +225,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         # imported only when asked for: every other transform would pay for its import
         from threadify.passes import stack_check
 
-        stack = stack_check.main_stack(module, syms)
+        stack = stack_check.main_stack(module, syms, initialised)
         if stack is None:
             raise UnsupportedModuleError(
                 "stack-limit checks need the stack pointer's initial value, and its "

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from threadify.errors import WasmDecodeError
-from threadify.linker import const_i32
+from threadify.linker import const_i32, const_i32_all
 from threadify.wasm import Module, NameSection, decode_instructions
 from threadify.wasm.writer import name, sleb, uleb
 
@@ -148,3 +148,40 @@ def test_const_i32_matches_the_instruction_decoder(expr: bytes) -> None:
 @given(st.integers(-(2**31), 2**31 - 1), st.integers(1, 5))
 def test_const_i32_reads_every_width(value: int, width: int) -> None:
     assert const_i32(b"\x41" + padded_sleb(value, width) + b"\x0b") == value
+
+
+offsets_of_one_width = st.integers(1, 5).flatmap(lambda width: st.lists(
+    st.integers(-(2**31), 2**31 - 1).map(
+        lambda value: b"\x41" + padded_sleb(value, width) + b"\x0b"),
+    max_size=40))
+
+
+@given(st.one_of(offsets_of_one_width, st.lists(st.binary(max_size=8), max_size=40)),
+       st.lists(st.tuples(st.integers(0, 39), st.integers(0, 7), st.integers(0, 255)),
+                max_size=3))
+def test_const_i32_all_reads_as_const_i32(exprs: list[bytes],
+                                          damage: list[tuple[int, int, int]]) -> None:
+    """The bulk reader gives every value const_i32 gives, or hands the lot back (None) — never
+    a different value; lld's usual offsets (non-negative, up to 4 LEB bytes) are all read."""
+    exprs = list(exprs)
+    for index, at, byte in damage:  # a byte changed here and there: a shape it must refuse
+        if index < len(exprs) and at < len(exprs[index]):
+            raw = bytearray(exprs[index])
+            raw[at] = byte
+            exprs[index] = bytes(raw)
+    expected = [const_i32(e) for e in exprs]
+    got = const_i32_all(exprs)
+    if got is not None:
+        assert got == expected
+    elif exprs and all(e[:1] == b"\x41" and len(e) <= 6 and len(e) == len(exprs[0])
+                       for e in exprs) and not damage and None not in expected:
+        assert min(expected) < 0  # in lld's usual shape: only negative values are refused
+
+
+def test_const_i32_all_reads_lld_offsets() -> None:
+    """The shapes of the corpus (CRuby's 10 000 offsets: four LEB bytes each) are read in
+    bulk, whatever the LEB's width up to 4 bytes."""
+    for width, top in ((1, 2**6), (2, 2**13), (3, 2**20), (4, 2**27)):
+        offsets = [i * (top // 5000) for i in range(5000)] + [top - 1, 0, 1, 63]
+        exprs = [b"\x41" + padded_sleb(v, width) + b"\x0b" for v in offsets]
+        assert const_i32_all(exprs) == offsets

@@ -10,10 +10,11 @@ memory needs a maximum: the input's is kept, or ``max_pages`` is used when it ha
 from __future__ import annotations
 
 from dataclasses import replace
+from operator import add, itemgetter
 
 from threadify import abi
-from threadify.linker import LinkerSymbols, const_i32
-from threadify.wasm import Export, ExternKind, Import, Instr, MemoryType, Module
+from threadify.linker import LinkerSymbols, const_i32, const_i32_all
+from threadify.wasm import Export, ExternKind, Import, MemoryType, Module
 from threadify.wasm.opcodes import BY_NAME
 from threadify.wasm.writer import sleb
 
@@ -95,8 +96,12 @@ def place_control_block(module: Module, stack_pointer: int, initial_end: int,
     if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % 16:
         return fallback
     control = top - abi.CONTROL_BYTES
-    # by end, highest first: once a range ends at or below the block, all later ones do too
-    for start, end in sorted(initialised, key=lambda r: r[1], reverse=True):
+    # by end, highest first: once a range ends at or below the block, all later ones do too.
+    # Only ranges near the stack's top are sorted: one starting at or above the top never moves
+    # the block, and one ending CONTROL_SEARCH or more below it can only move a block that is
+    # already too low (the block only moves down), which falls back anyway.
+    near = [r for r in initialised if r[1] > top - CONTROL_SEARCH and r[0] < top]
+    for start, end in sorted(near, key=itemgetter(1), reverse=True):
         if end <= control:
             break
         if start < control + abi.CONTROL_BYTES and start < end:
@@ -112,36 +117,22 @@ def place_control_block(module: Module, stack_pointer: int, initial_end: int,
 def initialised_ranges(module: Module, syms: LinkerSymbols) -> list[tuple[int, int]]:
     """``(start, end)`` of the memory the module initialises: active segments at constant
     offsets, and what lld's memory initialiser writes (``memory.init`` / ``memory.fill`` at
-    constant addresses, and its flag word)."""
-    out: list[tuple[int, int]] = []
-    for passive, offset, length in module.data_summary():
-        if not passive and offset is not None:
-            start = const_i32(offset)
-            if start is not None:
-                out.append((start & 0xFFFF_FFFF, (start & 0xFFFF_FFFF) + length))
-    if syms.init_memory is not None:
-        first = module.num_imported(ExternKind.FUNC)
-        local = syms.init_memory.index - first
-        if 0 <= local < len(module.code):
-            out += _written_ranges(module.code[local].instructions())
+    constant addresses, and its flag word: ``syms.init_memory_writes``).
+
+    Every transform asks (:func:`place_control_block`), and a module may have 10 000 segments:
+    their offsets are read together (:func:`~threadify.linker.const_i32_all`), and nothing
+    here loops over them in Python.
+    """
+    summary = module.data_summary()
+    offsets = [offset for _passive, offset, _length in summary if offset is not None]
+    lengths = [length for _passive, offset, length in summary if offset is not None]
+    starts = const_i32_all(offsets)
+    if starts is None:  # not lld's usual offsets: one by one
+        pairs = [(start & 0xFFFF_FFFF, length) for start, length
+                 in zip(map(const_i32, offsets), lengths, strict=True) if start is not None]
+        starts, lengths = [p[0] for p in pairs], [p[1] for p in pairs]
+    out = list(zip(starts, map(add, starts, lengths), strict=True))
+    out += syms.init_memory_writes
     if syms.tls_base_init:
         out.append((syms.tls_base_init, syms.tls_base_init + max(syms.tls_size_value or 0, 1)))
-    return out
-
-
-def _written_ranges(instrs: list[Instr]) -> list[tuple[int, int]]:
-    """Constant-address ``memory.init``/``memory.fill`` and atomic flag accesses."""
-    out = []
-    for pos, ins in enumerate(instrs):
-        if ins.op in ("memory.init", "memory.fill") and pos >= 3:
-            dest, _src, length = instrs[pos - 3:pos]
-            if dest.op == length.op == "i32.const":
-                start = int(dest.imm[0]) & 0xFFFF_FFFF
-                out.append((start, start + (int(length.imm[0]) & 0xFFFF_FFFF)))
-        elif ins.op.startswith("i32.atomic.") and pos >= 3:
-            for back in instrs[max(0, pos - 3):pos]:
-                if back.op == "i32.const" and int(back.imm[0]) > 0:
-                    start = int(back.imm[0]) & 0xFFFF_FFFF
-                    out.append((start, start + 4))
-                    break
     return out

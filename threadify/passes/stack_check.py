@@ -88,7 +88,8 @@ class CheckResult(NamedTuple):
     dropped: list[str]  #: custom sections removed because code offsets changed
 
 
-def main_stack(module: Module, syms: LinkerSymbols) -> StackRange | None:
+def main_stack(module: Module, syms: LinkerSymbols,
+               initialised: list[tuple[int, int]] | None = None) -> StackRange | None:
     """The main thread's stack, from lld's memory layout.
 
     ``__stack_low`` / ``__stack_high`` (globals only when exported or named) give it directly.
@@ -96,7 +97,8 @@ def main_stack(module: Module, syms: LinkerSymbols) -> StackRange | None:
     (at address 0, below all data: ``--stack-first``, lld 22's default for this output) or
     right after the data (``--no-stack-first``, lld 19's layout), aligned to 16. Data is known
     from ``__data_end`` when present, else from the data segments' addresses, the ``.bss``
-    ranges and the flag word that lld's memory initialiser writes.
+    ranges and the flag word that lld's memory initialiser writes (``initialised``: those
+    ranges, :func:`~threadify.passes.memory.initialised_ranges`, when the caller has them).
     """
     sp_init = syms.stack_pointer_init
     if sp_init is None or sp_init == 0:
@@ -108,7 +110,7 @@ def main_stack(module: Module, syms: LinkerSymbols) -> StackRange | None:
         high_v = _global_init(module, high_g.index)
         if low_v is not None and high_v is not None and low_v < high_v:
             return StackRange(low_v, high_v, f"__stack_low/__stack_high ({low_g.how})")
-    ranges = initialised_ranges(module, syms)
+    ranges = initialised_ranges(module, syms) if initialised is None else initialised
     below = [end for start, end in ranges if start < high]
     if not below:
         return StackRange(0, high, "stack first (no data below the initial stack pointer)")
