@@ -112,3 +112,16 @@ def test_program_runs_its_threads(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "tls threads=8 ok" in proc.stdout
+
+
+def test_stack_check_takes_the_stale_bytes_for_stack() -> None:
+    """``--stack-check`` finds the main thread's stack from lld's layout: the stale bytes under
+    its top are the stack's own old contents, not data below a data-first stack. The layout is
+    stack first (nothing below), and ``--verify``'s probes pass at the limits."""
+    data, start = with_stale_stack(BASE.read_bytes(), STALE)
+    output = threadify.transform(data, stack_check=True)
+    checked = layout(output)["stack_check"]
+    assert isinstance(checked, dict)
+    assert checked["main_stack"] == [0, start + STALE]
+    assert str(checked["main_stack_how"]).startswith("stack first")
+    verify(output)

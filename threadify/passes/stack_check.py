@@ -110,8 +110,14 @@ def main_stack(module: Module, syms: LinkerSymbols,
         high_v = _global_init(module, high_g.index)
         if low_v is not None and high_v is not None and low_v < high_v:
             return StackRange(low_v, high_v, f"__stack_low/__stack_high ({low_g.how})")
+    # data below where the stack starts now: the control block may have moved below data that
+    # a snapshot left under the stack's top (passes/memory.place_control_block), which is the
+    # stack's own old contents, not data below the stack
+    assert syms.stack_pointer is not None
+    start_now = _global_init(module, syms.stack_pointer.index)
+    first_used = high if start_now is None else min(high, start_now & 0xFFFF_FFFF)
     ranges = initialised_ranges(module, syms) if initialised is None else initialised
-    below = [end for start, end in ranges if start < high]
+    below = [end for start, end in ranges if start < first_used]
     if not below:
         return StackRange(0, high, "stack first (no data below the initial stack pointer)")
     if syms.data_end_value is not None and 0 < syms.data_end_value <= high:
