@@ -184,8 +184,8 @@ def test_every_ending_call_ends_the_run_as_on_wasmtime_46(case: int, tmp_path: P
 # wrong kind, a path that does not exist, and a bad pointer, buffer, flag or enum): which one
 # decides, the errno or the end of the run, is compared.
 TRAP_ORDER_CASES = [*range(1, 39), *range(40, 56), *range(60, 69), *range(70, 88),
-                    *range(90, 137)]
-FAST_TRAP_ORDER_CASES = [3, 113]  # the buffer after the descriptor; an empty array
+                    *range(90, 137), *range(140, 153)]
+FAST_TRAP_ORDER_CASES = [3, 113, 142]  # buffer after descriptor; empty array; storing nothing
 
 
 def _trap_order_case(case: int, tmp_path: Path) -> None:

@@ -345,6 +345,8 @@ class Wasi:
         (the result's alignment in its WASI type) ends the run."""
         if ptr % align:
             raise GuestMisaligned(f"pointer not aligned to {align}: {ptr:#x}")
+        if not data:  # storing nothing touches no memory, wherever it points (as wasmtime)
+            return
         try:
             self.mem.write(ptr, data)
         except GuestFault as exc:
