@@ -181,6 +181,16 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
             f"the module was built by {producer.describe()}, not wasm-ld ({producer.evidence})",
             ADVICE[producer.name])
 
+    # -- position-independent code ----------------------------------------------------------
+    # wasm-ld writes a dylink.0 section (older: dylink) into -shared and -pie output only; such
+    # a module imports its stack pointer and memory base from a dynamic loader, or (a library
+    # nothing references) has no stack pointer at all (docs/inputs.md).
+    if any(module.get_custom(name) is not None for name in ("dylink.0", "dylink")):
+        return result.reject(
+            "the module is position-independent (it has a dylink.0 section: linked with -shared "
+            "or -pie), so a dynamic loader places it and owns its stack",
+            "link a static executable (no -shared / -pie / --experimental-pic)")
+
     # -- memory -----------------------------------------------------------------------------
     memory, problem = find_memory(module)
     if memory is None:
@@ -225,14 +235,6 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
                  "pass {}", ALLOW_NON_ATOMIC))
 
     # -- linker symbols -----------------------------------------------------------------------
-    # wasm-ld writes a dylink.0 section (older: dylink) into -shared and -pie output only; such
-    # a module imports its stack pointer and memory base from a dynamic loader, or (a library
-    # nothing references) has no stack pointer at all (docs/inputs.md).
-    if any(module.get_custom(name) is not None for name in ("dylink.0", "dylink")):
-        return result.reject(
-            "the module is position-independent (it has a dylink.0 section: linked with -shared "
-            "or -pie), so a dynamic loader places it and owns its stack",
-            "link a static executable (no -shared / -pie / --experimental-pic)")
     syms = find_symbols(module)
     result.symbols = syms
     if syms.stack_pointer is None:
