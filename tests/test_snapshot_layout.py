@@ -125,3 +125,14 @@ def test_stack_check_takes_the_stale_bytes_for_stack() -> None:
     assert checked["main_stack"] == [0, start + STALE]
     assert str(checked["main_stack_how"]).startswith("stack first")
     verify(output)
+
+
+def test_stack_check_refuses_a_stack_it_cannot_find() -> None:
+    """Beyond the control block's search window the stale bytes reach the stack's top, so no
+    main-thread stack is left to check: ``stack_check=True`` is refused, naming the way out,
+    instead of giving a module whose every frame traps."""
+    data, _start = with_stale_stack(BASE.read_bytes(), CONTROL_SEARCH + 64)
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform(data, stack_check=True)
+    assert "no main-thread stack" in caught.value.problem
+    assert "stack_check=False" in str(caught.value.fix)
