@@ -2,7 +2,8 @@
 
 1. The transform on the corpus (``bench/transform.py``): threadify against ``wasm-tools strip``
    per module (the Rust executable and pip's console script), wall and CPU, geometric means.
-2. The host (``bench/host_startup.py``, ``bench/host_large.py``), each run when it is there and
+2. The host (``bench/host_startup.py``, ``bench/host_large.py``, ``bench/host_syscalls.py``),
+   each run when it is there and
    given the same ``--before``/``--as-is``; a program whose corpus file cannot be fetched is
    skipped with a note by the script itself.
 3. A summary: the ratios of all of them side by side.
@@ -30,7 +31,7 @@ if str(HERE) not in sys.path:
 import transform  # noqa: E402
 
 #: Host benchmarks run after the transform table, when their script exists.
-HOST_SCRIPTS = ("host_startup", "host_large")
+HOST_SCRIPTS = ("host_startup", "host_large", "host_syscalls")
 
 
 def run_host(name: str, argv: list[str]) -> list[dict[str, Any]]:

@@ -187,6 +187,8 @@ def types_mention_v128(source: Source) -> bool:
 
 
 def _mentions_v128(payload: bytes) -> bool:
+    if b"\x7b" not in payload:  # v128's type byte: without it (most modules), nothing to read
+        return False
     import io
 
     stream = io.BytesIO(payload)

@@ -15,6 +15,7 @@ Whatever ends the run ends the process (see :mod:`threadify.host.termination`), 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -140,6 +141,9 @@ def execute(module: bytes | str | os.PathLike[str], args: Sequence[str] = (),
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # the command line starts up with the cyclic garbage collector off (threadify_cli.main);
+    # the program may run for long, and the host's calls for it make garbage: on from here
+    gc.enable()
     threading.Thread(target=main_thread, name="wasm-main", daemon=True).start()
     try:
         threading.Event().wait()
