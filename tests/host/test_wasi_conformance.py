@@ -14,6 +14,7 @@ answer as documented instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -179,7 +180,6 @@ def test_every_ending_call_ends_the_run_as_on_wasmtime_46(case: int, tmp_path: P
     _trap_case(case, tmp_path)
 
 
-
 # traporder.wasm: argv[1] selects a call with two things wrong (a descriptor not open or of the
 # wrong kind, a path that does not exist, and a bad pointer, buffer, flag or enum): which one
 # decides, the errno or the end of the run, is compared.
@@ -205,6 +205,29 @@ def test_every_pair_of_faults_decides_as_on_wasmtime_46(case: int, tmp_path: Pat
     _trap_order_case(case, tmp_path)
 
 
+def _exit_codes(wat: str, tmp_path: Path, prepare: Callable[[Path], None]) -> list[int]:
+    """The exit codes of ``wat`` on wasmtime 46 and on our host, each given a tree whose
+    preopened root ``prepare`` has filled."""
+    from tests.tooling import wat2wasm
+
+    module = tmp_path / "probe.wasm"
+    module.write_bytes(wat2wasm(wat))
+    codes = []
+    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
+        base = tmp_path / host
+        prepare(wasi_diff.make_tree(base))
+        codes.append(run(module, base).code)
+    return codes
+
+
+def _bind_socket(root: Path) -> None:
+    """A Unix socket file ``sock`` in ``root`` (it stays when the socket is closed)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(root / "sock"))
+
+
 SOCKET_STAT = """(module
   (import "wasi_snapshot_preview1" "path_filestat_get"
     (func $stat (param i32 i32 i32 i32 i32) (result i32)))
@@ -227,20 +250,7 @@ SOCKET_STAT = """(module
 
 def test_a_socket_in_a_directory_has_an_unknown_type(tmp_path: Path) -> None:
     """A Unix socket found in a preopen is described as UNKNOWN by stat and readdir alike."""
-    import socket
-
-    from tests.tooling import wat2wasm
-
-    module = tmp_path / "sockstat.wasm"
-    module.write_bytes(wat2wasm(SOCKET_STAT))
-    outcomes = []
-    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
-        base = tmp_path / host
-        root = wasi_diff.make_tree(base)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.bind(str(root / "sock"))
-            outcomes.append(run(module, base).code)
-    assert outcomes == [0, 0]
+    assert _exit_codes(SOCKET_STAT, tmp_path, _bind_socket) == [0, 0]
 
 
 SOCKET_OPEN = """(module
@@ -259,20 +269,7 @@ SOCKET_OPEN = """(module
 def test_an_errno_wasmtime_does_not_pass_on_is_io(tmp_path: Path) -> None:
     """Opening a Unix socket fails with ENXIO on Linux; wasmtime passes on only some host
     errnos by name (not ENXIO, EROFS, EXDEV, ...) and reports the others as IO (29)."""
-    import socket
-
-    from tests.tooling import wat2wasm
-
-    module = tmp_path / "sockopen.wasm"
-    module.write_bytes(wat2wasm(SOCKET_OPEN))
-    outcomes = []
-    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
-        base = tmp_path / host
-        root = wasi_diff.make_tree(base)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.bind(str(root / "sock"))
-            outcomes.append(run(module, base).code)
-    assert outcomes == [29, 29]
+    assert _exit_codes(SOCKET_OPEN, tmp_path, _bind_socket) == [29, 29]
 
 
 READDIR_STATUS = """(module
@@ -288,19 +285,12 @@ READDIR_STATUS = """(module
 
 def test_a_directory_with_a_name_that_is_not_utf8_cannot_be_listed(tmp_path: Path) -> None:
     """wasmtime answers ILSEQ (25) for the whole listing, whatever the cookie; so do we."""
-    from tests.tooling import wat2wasm
-
-    module = tmp_path / "badname.wasm"
-    module.write_bytes(wat2wasm(READDIR_STATUS))
-    outcomes = []
-    for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
-        base = tmp_path / host
-        root = wasi_diff.make_tree(base)
+    def prepare(root: Path) -> None:
         (root / "fine.txt").write_text("")
         with open(os.path.join(bytes(root), b"\xff\xfe"), "w"):
             pass
-        outcomes.append(run(module, base).code)
-    assert outcomes == [25, 25]
+
+    assert _exit_codes(READDIR_STATUS, tmp_path, prepare) == [25, 25]
 
 
 READLINK_STATUS = """(module
@@ -317,16 +307,89 @@ READLINK_STATUS = """(module
 
 def test_a_link_whose_target_is_not_utf8_cannot_be_read(tmp_path: Path) -> None:
     """wasmtime answers ILSEQ (25); so do we."""
+    def prepare(root: Path) -> None:
+        os.symlink(b"\xff", os.path.join(bytes(root), b"link"))
+
+    assert _exit_codes(READLINK_STATUS, tmp_path, prepare) == [25, 25]
+
+
+#: For each of the files ``a`` to ``e``: the errno and the (atim, mtim) that preview1's
+#: path_filestat_get, preview1's fd_filestat_get (opened for reading) and preview0's
+#: path_filestat_get report, as raw bytes on stdout (17 bytes a call).
+FILE_TIMES = """(module
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_unstable" "path_filestat_get"
+    (func $stat0 (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "abcde")
+  (global $out (mut i32) (i32.const 1024))
+  (func $emit (param $errno i32) (param $times i32)  ;; then clears the record
+    (i32.store8 (global.get $out) (local.get $errno))
+    (i64.store (i32.add (global.get $out) (i32.const 1)) (i64.load (local.get $times)))
+    (i64.store (i32.add (global.get $out) (i32.const 9))
+               (i64.load (i32.add (local.get $times) (i32.const 8))))
+    (global.set $out (i32.add (global.get $out) (i32.const 17)))
+    (memory.fill (i32.const 256) (i32.const 0) (i32.const 64)))
+  (func $probe (param $name i32) (local $e i32)
+    (call $emit (call $stat (i32.const 3) (i32.const 0) (local.get $name) (i32.const 1)
+                            (i32.const 256)) (i32.const 296))
+    (local.set $e (call $open (i32.const 3) (i32.const 0) (local.get $name) (i32.const 1)
+                              (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0)
+                              (i32.const 200)))
+    (if (i32.eqz (local.get $e))
+      (then (local.set $e (call $fstat (i32.load (i32.const 200)) (i32.const 256)))
+            (drop (call $close (i32.load (i32.const 200))))))
+    (call $emit (local.get $e) (i32.const 296))
+    (call $emit (call $stat0 (i32.const 3) (i32.const 0) (local.get $name) (i32.const 1)
+                             (i32.const 256)) (i32.const 288)))
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (call $probe (i32.add (i32.const 16) (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 5))))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.sub (global.get $out) (i32.const 1024)))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""
+
+SECOND = 1_000_000_000
+#: (atime, mtime) in ns since the epoch of the files FILE_TIMES looks at.
+TIMES = {
+    "a": (SECOND // 2, -SECOND // 2),  # half a second before the epoch: wasmtime says +0.5 s
+    "b": (0, -SECOND),  # a whole second before: OVERFLOW
+    "c": (-10 * 365 * 86400 * SECOND, 0),  # 1960: OVERFLOW
+    "d": (0, 20_000_000_000 * SECOND),  # past 2^64 ns where the file system can hold it
+    "e": (123, 456),
+}
+
+
+def test_file_times_before_the_epoch_or_past_64_bits_as_on_wasmtime_46(tmp_path: Path) -> None:
+    """Files dated before 1970 (old archives) or too far ahead for a u64 of nanoseconds:
+    wasmtime answers OVERFLOW (less than a second before the epoch: that distance after it);
+    the host used to end the run with a host error."""
     from tests.tooling import wat2wasm
 
-    module = tmp_path / "badlink.wasm"
-    module.write_bytes(wat2wasm(READLINK_STATUS))
+    module = tmp_path / "times.wasm"
+    module.write_bytes(wat2wasm(FILE_TIMES))
     outcomes = []
     for host, run in (("wasmtime", wasi_diff.run_wasmtime), ("ours", wasi_diff.run_threadify)):
         base = tmp_path / host
-        os.symlink(b"\xff", os.path.join(bytes(wasi_diff.make_tree(base)), b"link"))
-        outcomes.append(run(module, base).code)
-    assert outcomes == [25, 25]
+        root = wasi_diff.make_tree(base)
+        for name, (atime, mtime) in TIMES.items():
+            (root / name).write_text("")
+            os.utime(root / name, ns=(atime, mtime))
+        done = run(module, base)
+        outcomes.append((done.code, done.stdout.encode(errors="surrogateescape"), done.stderr))
+    reference, ours = outcomes
+    assert reference[0] == 0 and len(reference[1]) == 5 * 3 * 17, reference[2]
+    assert reference[1][17 * 3:17 * 3 + 1] == bytes([61])  # b: OVERFLOW
+    assert ours[:2] == reference[:2], ours[2]
 
 
 LIMITS = """(module

@@ -40,7 +40,9 @@ def make_tree(base: Path) -> Path:
 def _run(cmd: list[str], cwd: Path, stdin: bytes | None, timeout: float) -> Outcome:
     proc = subprocess.run(cmd, cwd=cwd, input=stdin if stdin is not None else b"",
                           capture_output=True, timeout=timeout)
-    return Outcome(proc.returncode, proc.stdout.decode(errors="replace"),
+    # (undecodable bytes kept as surrogates: ``stdout.encode(errors="surrogateescape")`` gives
+    # back what a program wrote in binary)
+    return Outcome(proc.returncode, proc.stdout.decode(errors="surrogateescape"),
                    proc.stderr.decode(errors="replace"))
 
 

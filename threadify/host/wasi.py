@@ -199,6 +199,24 @@ def _siphash13(data: bytes) -> int:
     return v0 ^ v1 ^ v2 ^ v3
 
 
+_SECOND_NS = 1_000_000_000
+
+
+def _timestamp(ns: int) -> int:
+    """A file time (ns since the epoch, negative before it) as the WASI timestamp wasmtime 46
+    reports: a time less than a second before the epoch comes out as its distance from it (only
+    whole seconds before the epoch are refused there), an earlier one or one past what a u64 of
+    nanoseconds holds is ``OVERFLOW``. Files dated before 1970 do occur (unpacked from old
+    archives): stat'ing one is an errno, never the end of the run."""
+    if ns < 0:
+        if ns <= -_SECOND_NS:
+            raise WasiError(EOVERFLOW)
+        return -ns
+    if ns > M64:
+        raise WasiError(EOVERFLOW)
+    return ns
+
+
 def _inode(st: os.stat_result) -> int:
     return _siphash13(struct.pack("<QQ", st.st_dev & M64, st.st_ino & M64))
 
@@ -403,7 +421,8 @@ class Wasi:
         if st is None:  # stdio: everything zero but the type
             return (0, 0, FT_CHAR if isatty else FT_UNKNOWN, 0, 0, 0, 0, 0)
         return (1, _inode(st), _filetype(st.st_mode), st.st_nlink, st.st_size,
-                st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+                _timestamp(st.st_atime_ns), _timestamp(st.st_mtime_ns),
+                _timestamp(st.st_ctime_ns))
 
     def _write_filestat(self, ptr: int, fields: tuple[int, ...]) -> None:
         self.store(ptr, _FILESTAT.pack(*fields), 8)
