@@ -33,8 +33,8 @@ def execute(args: RunArgs) -> NoReturn:
 
     try:
         dirs = [Preopen.parse(spec) for spec in args.dirs]
-    except ValueError as exc:
-        fail(str(exc), "write --dir HOST[::GUEST]", RUN.prog)
+    except ThreadifyError as exc:
+        fail(exc.problem, "write --dir HOST[::GUEST]", RUN.prog)
     try:
         from threadify.host.program import execute as run_program
         from threadify.host.program import parse_env

@@ -142,6 +142,20 @@ def test_library_hints_name_keywords() -> None:
     assert raised.value.fix == "pass max_threads 0 or more"
 
 
+def test_a_preopen_without_a_host_directory_is_a_library_error(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """The library reports it as it reports every bad input (it used to end the child process
+    with a traceback on the caller's stderr and return 1)."""
+    import threadify
+    import threadify.host
+
+    with pytest.raises(threadify.ThreadifyError) as raised:
+        threadify.host.run(wat2wasm('(module (func (export "_start")))'), dirs=["::guest"])
+    assert raised.value.problem == "--dir '::guest': empty host directory"
+    assert raised.value.fix == "write each preopen as HOST[::GUEST]"
+    assert capfd.readouterr().err == ""
+
+
 @pytest.mark.parametrize(("text", "reason"), [
     ('(module (func (export "_start") (drop (i64.add128 (i64.const 1) (i64.const 1) '
      "(i64.const 1) (i64.const 1))) (drop)))", "wide arithmetic support is not enabled"),

@@ -73,7 +73,10 @@ class Preopen:
         parts = spec.split("::")
         host = parts[0]
         if not host:
-            raise ValueError(f"--dir {spec!r}: empty host directory")
+            from threadify.errors import ThreadifyError  # (only a bad spec pays the import)
+
+            raise ThreadifyError(f"--dir {spec!r}: empty host directory",
+                                 "write each preopen as HOST[::GUEST]")
         return Preopen(host, parts[1] if len(parts) > 1 else host)
 
 
