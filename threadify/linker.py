@@ -21,7 +21,6 @@ from the ``.tdata`` segment instead.
 from __future__ import annotations
 
 import sys
-from array import array
 from dataclasses import dataclass, field
 
 from threadify.wasm import I32, ExternKind, Instr, Module
@@ -101,9 +100,11 @@ def const_i32(expr: bytes) -> int | None:
 _LANE = 4
 #: Per LEB length: how its bytes, laid side by side in a lane, are folded into the value.
 _FOLD = ((0, 0x7F), (1, 0x3F80), (2, 0x1F_C000), (3, 0xFE0_0000))
-_LOW7 = bytes(b & 0x7F for b in range(256))
-_MORE = bytes(b & 0x80 for b in range(256))  # an LEB byte's continuation bit
-_MORE_OR_SIGN = bytes(b & 0xC0 for b in range(256))  # ... and, in its last byte, the sign
+#: ``bytes.translate`` tables: an LEB byte's 7 bits of value; its continuation bit; that and,
+#: in its last byte, the sign bit (``b & 0x7F``, ``b & 0x80``, ``b & 0xC0`` for every byte).
+_LOW7 = bytes(range(128)) * 2
+_MORE = bytes(128) + b"\x80" * 128
+_MORE_OR_SIGN = bytes(64) + b"\x40" * 64 + b"\x80" * 64 + b"\xc0" * 64
 
 
 def const_i32_all(exprs: list[bytes]) -> list[int] | None:
@@ -121,7 +122,7 @@ def const_i32_all(exprs: list[bytes]) -> list[int] | None:
     size = len(exprs[0]) if count else 0
     leb = size - 2
     if (not 1 <= leb <= _LANE or list(map(len, exprs)).count(size) != count
-            or array("I").itemsize != _LANE):
+            or sys.byteorder != "little"):  # lanes are read as the machine's own integers
         return None
     joined = b"".join(exprs)
     columns = [joined[i::size] for i in range(size)]  # the first bytes, the second bytes ...
@@ -137,10 +138,11 @@ def const_i32_all(exprs: list[bytes]) -> list[int] | None:
     for shift, mask in _FOLD[:leb]:
         value |= packed >> shift & int.from_bytes(mask.to_bytes(_LANE, "little") * count,
                                                   "little")
-    out = array("I", value.to_bytes(_LANE * count, "little"))
-    if sys.byteorder == "big":
-        out.byteswap()
-    return out.tolist()
+    lanes_out = memoryview(value.to_bytes(_LANE * count, "little")).cast("I")
+    if lanes_out.itemsize != _LANE:
+        return None
+    values: list[int] = lanes_out.tolist()
+    return values
 
 
 def _export(module: Module, kind: ExternKind, wanted: str) -> int | None:
