@@ -298,3 +298,25 @@ def test_poll_oneoff_accepts_the_longest_timeout(tmp_path: Path) -> None:
     (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const 300000000)))
     (call $exit (i32.load (i32.const 1024))))"""))
     assert run_cli([str(prog)]).returncode == 99
+
+
+def test_fd_advise_gives_the_kernel_the_same_advice(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """WASI numbers SEQUENTIAL 1 and RANDOM 2, Linux the other way round: the advice is
+    translated, not passed on by number. (Advice changes no result a program can see, so the
+    host's call to the kernel is what is checked.)"""
+    from threadify.host.memory import CallerMemory
+    from threadify.host.wasi import FILE, FdEntry, Wasi
+
+    given: list[int] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, what: given.append(what))
+    wasi = Wasi(CallerMemory(None), [], [], [])
+    (tmp_path / "f").write_text("data")
+    entry = FdEntry(FILE, os.open(tmp_path / "f", os.O_RDONLY))
+    wasi.table[7] = entry
+    try:
+        assert [wasi.fd_advise(7, 0, 4, advice) for advice in range(6)] == [0] * 6
+    finally:
+        os.close(entry.host_fd)
+    names = ["NORMAL", "SEQUENTIAL", "RANDOM", "WILLNEED", "DONTNEED", "NOREUSE"]  # WASI's order
+    assert given == [getattr(os, f"POSIX_FADV_{name}") for name in names]

@@ -99,6 +99,9 @@ FST_ATIM, FST_ATIM_NOW, FST_MTIM, FST_MTIM_NOW = 1, 2, 4, 8
 # eventtype
 EV_CLOCK, EV_FD_READ, EV_FD_WRITE = 0, 1, 2
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
+# advice, indexed by its WASI value (Linux numbers SEQUENTIAL and RANDOM the other way round)
+_ADVICE = (os.POSIX_FADV_NORMAL, os.POSIX_FADV_SEQUENTIAL, os.POSIX_FADV_RANDOM,
+           os.POSIX_FADV_WILLNEED, os.POSIX_FADV_DONTNEED, os.POSIX_FADV_NOREUSE)
 AT_FDCWD = -100
 
 # Record layouts. FDSTAT and SUB_HEAD (a subscription's userdata and tag) are the same in both
@@ -697,7 +700,7 @@ class Wasi:
         return ESUCCESS
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> int:
-        check_enum(advice, 6, "advice")
+        check_enum(advice, len(_ADVICE), "advice")
         entry = self._file(fd)
         offset, length = offset & M64, length & M64
         # As wasmtime: a length past the signed 64-bit range is INVAL, an offset past it is
@@ -705,7 +708,7 @@ class Wasi:
         if length >= 1 << 63:
             return EINVAL
         if offset < 1 << 63:
-            os.posix_fadvise(entry.host_fd, offset, length, advice)
+            os.posix_fadvise(entry.host_fd, offset, length, _ADVICE[advice])
         return ESUCCESS
 
     def fd_allocate(self, fd: int, offset: int, length: int) -> int:
