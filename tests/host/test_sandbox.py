@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,23 @@ def test_split_parent_of_a_file_path_with_a_slash_is_not_a_directory(mode: str,
         sandbox.split_parent(root, "in.txt/")
     with pytest.raises(FileNotFoundError):
         sandbox.split_parent(root, "")
+
+
+def test_an_empty_path_names_nothing(mode: str, root: int) -> None:
+    with pytest.raises(FileNotFoundError):
+        sandbox.open_beneath(root, "", os.O_RDONLY)
+
+
+def test_a_trailing_slash_follows_a_final_link_that_is_not_to_be_followed(
+        mode: str, root: int, tmp_path: Path) -> None:
+    """``O_NOFOLLOW`` leaves a final link alone, but a trailing slash asks for the directory it
+    leads to (what ``path_filestat_get`` of ``"./link/"`` relies on), as the kernel resolves
+    it."""
+    (tmp_path / "root" / "dir_link").symlink_to("sub")
+    flags = os.O_PATH | os.O_NOFOLLOW
+    for path, is_link in (("dir_link", True), ("dir_link/", False), ("./dir_link/.", False)):
+        fd = sandbox.open_beneath(root, path, flags)
+        try:
+            assert stat.S_ISLNK(os.fstat(fd).st_mode) == is_link, path
+        finally:
+            os.close(fd)

@@ -102,8 +102,12 @@ def _walk_open(dirfd: int, path: str, flags: int, mode: int) -> int:
     """Fallback without ``openat2``: component walk, symlinks expanded by hand."""
     if path.startswith("/"):
         raise Escape(path)
+    if not path:  # (no component at all: unlike ".", it names nothing)
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     pending = [p for p in path.split("/") if p not in ("", ".")]
+    # A trailing slash asks for a directory: the last link is followed even under O_NOFOLLOW.
     trailing_dir = path.endswith(("/", "/."))
+    no_follow = bool(flags & os.O_NOFOLLOW) and not trailing_dir
     stack = [os.dup(dirfd)]  # stack[-1] is the current directory; len-1 is the depth
     links = 0
     try:
@@ -122,7 +126,7 @@ def _walk_open(dirfd: int, path: str, flags: int, mode: int) -> int:
                 if last and flags & os.O_CREAT:
                     return os.open(part, flags | os.O_NOFOLLOW, mode, dir_fd=cur)
                 raise
-            if stat_mod.S_ISLNK(st.st_mode) and not (last and flags & os.O_NOFOLLOW):
+            if stat_mod.S_ISLNK(st.st_mode) and not (last and no_follow):
                 links += 1
                 if links > _MAX_SYMLINKS:
                     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
