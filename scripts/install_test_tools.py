@@ -56,11 +56,31 @@ def install_wasmtime(version: str) -> Path:
     return target
 
 
+def reported_version(path: Path) -> str:
+    """What ``wasmtime --version`` prints, or "" when the binary does not run."""
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True,
+                             timeout=120)
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def main() -> int:
     for version in WASMTIME_VERSIONS:
         path = install_wasmtime(version)
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True)
-        print(f"{path}: {out.stdout.strip()}")
+        reported = reported_version(path)
+        if f" {version} " not in f"{reported} ":
+            # a cached binary that does not run, or is another version (the cache folder is
+            # shared by every checkout): fetch it again rather than test against it
+            path.unlink(missing_ok=True)
+            path = install_wasmtime(version)
+            reported = reported_version(path)
+        if f" {version} " not in f"{reported} ":
+            print(f"install_test_tools: {path} does not run as wasmtime {version} "
+                  f"({reported or 'no version printed'})", file=sys.stderr)
+            return 1
+        print(f"{path}: {reported}")
     return 0
 
 
