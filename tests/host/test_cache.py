@@ -215,3 +215,15 @@ def test_processes_sharing_a_tiny_cache_neither_crash_nor_overflow_it(tmp_path: 
         assert proc.returncode == 0, err.decode()
     total = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
     assert total <= 2 * size + size // 2
+
+
+def test_a_file_being_written_does_not_count_against_the_bound(cache: Path) -> None:
+    """Its writer trims the cache once the file is in place; until then the entries that fit
+    the bound stay, however large the file being written is."""
+    cache.mkdir(parents=True)
+    kept = cache / "old.cwasm"
+    kept.write_bytes(b"x" * 100)
+    _age(kept, 1000)
+    (cache / "new.cwasm.7.tmp").write_bytes(b"y" * 10_000)
+    native_cache.trim(str(cache), 1000)
+    assert kept.exists()

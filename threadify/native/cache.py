@@ -91,8 +91,9 @@ def _remove(path: str) -> int:
 
 def trim(modules: str, limit: int) -> None:
     """Remove the least recently used files of the cache folder ``modules`` (compiled modules
-    and recorded keys) until at most ``limit`` bytes remain; also temporary files left by a
-    writer that died. Safe against other processes doing the same at the same time."""
+    and recorded keys) until at most ``limit`` bytes remain, not counting the temporary files
+    of writers at work; remove those left by a writer that died. Safe against other processes
+    doing the same at the same time."""
     import time
 
     now = time.time()
@@ -111,8 +112,11 @@ def trim(modules: str, limit: int) -> None:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:  # vanished between listing and looking
                     continue
-                if entry.name.endswith(".tmp") and now - st.st_mtime > STALE_TEMP:
-                    _remove(entry.path)
+                if entry.name.endswith(".tmp"):
+                    # a writer's file: counted once in place, when the writer trims; one left
+                    # by a writer that died goes
+                    if now - st.st_mtime > STALE_TEMP:
+                        _remove(entry.path)
                     continue
                 entries.append((st.st_mtime_ns, st.st_size, entry.path))
                 total += st.st_size
@@ -122,8 +126,7 @@ def trim(modules: str, limit: int) -> None:
     for _used, size, path in entries:
         if total <= limit:
             break
-        if not path.endswith(".tmp"):  # a file being written is not ours to take
-            _remove(path)
+        _remove(path)
         total -= size
 
 
@@ -169,7 +172,6 @@ class Source:
             except OSError as exc:
                 raise ThreadifyError(f"{self.path}: cannot read ({exc.strerror})") from None
         return self._data
-
 
 
 def _digest(data: bytes) -> str:
@@ -290,7 +292,6 @@ def compile_module(engine: Any, source: Source | bytes, name: str | None = None)
     capi.wasm_byte_vec_delete(byref(serialized))
     trim(modules, cache_limit())
     return module
-
 
 
 def first_line(text: str) -> str:
