@@ -100,7 +100,8 @@ def test_a_defined_shared_memory_cannot_spawn(tmp_path: Path) -> None:
 
 
 #: Starts 3000 threads that each count themselves and end, retrying a spawn that fails (at the
-#: thread limit), then waits until every thread has counted: exit 0, or 1 if one never ran.
+#: thread limit), then waits until all 3000 have counted (one that never runs leaves the run
+#: waiting, until the test's timeout): exit 0, or 1 if more counted (a failed spawn ran one).
 MANY_THREADS = f"""(module {SPAWN} {PROC_EXIT}
   (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
   (import "env" "memory" (memory 1 1 shared)) (export "memory" (memory 0))

@@ -18,6 +18,7 @@ suite wins). docs/wasi.md has the table, suite test by suite test.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -61,18 +62,20 @@ def fs_tree(base: Path) -> Path:
 
 
 def _run(cmd: list[str], cwd: Path, stdin_open: bool, timeout: float = 120) -> Outcome:
+    """Run ``cmd``; stdin is empty, or (``stdin_open``, as the suite's runner starts a test) a
+    pipe that stays open and never has data."""
     if not stdin_open:
         done = subprocess.run(cmd, cwd=cwd, input=b"", capture_output=True, timeout=timeout)
-        return Outcome(done.returncode, done.stdout.decode(errors="replace"),
-                       done.stderr.decode(errors="replace"))
-    # As the suite's runner starts a test: stdin a pipe that stays open and never has data.
-    with subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        stdout = proc.stdout.read()
-        stderr = proc.stderr.read()
-        code = proc.wait(timeout)
-    return Outcome(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+    else:
+        read_end, write_end = os.pipe()  # (this process keeps the write end open)
+        try:
+            done = subprocess.run(cmd, cwd=cwd, stdin=read_end, capture_output=True,
+                                  timeout=timeout)
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+    return Outcome(done.returncode, done.stdout.decode(errors="replace"),
+                   done.stderr.decode(errors="replace"))
 
 
 def run_both(tmp: Path, args: Sequence[str], env: dict[str, str] | None = None,
