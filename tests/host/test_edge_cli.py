@@ -1,6 +1,7 @@
 """``threadify run``'s command line at its edges, compared with the wasmtime 46.0.1 CLI:
 ``--env`` forms, arguments that are not UTF-8, closed standard streams, hints in CLI words,
-proposals the CLI leaves off, a 64-bit shared memory (docs/host.md)."""
+proposals the CLI leaves off, a 64-bit shared memory (docs/host.md). ``--dir`` forms:
+``test_wasi_preopens.py``."""
 
 from __future__ import annotations
 
@@ -188,42 +189,3 @@ def test_a_64_bit_shared_memory_is_a_threaded_programs_memory(tmp_path: Path) ->
     theirs = run_wasmtime("46.0.1", path)
     assert (ours.returncode, ours.stdout, ours.stderr) == (0, "m64\n", "")
     assert (theirs.returncode, theirs.stdout) == (0, "m64\n")
-
-
-#: Prints the name of every preopened directory (fd 3, 4, ...), one a line.
-PREOPENS = """(module
-  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $pg (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_prestat_dir_name"
-    (func $pn (param i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start") (local $fd i32) (local $len i32)
-    (local.set $fd (i32.const 3))
-    (block $done (loop $l
-      (br_if $done (call $pg (local.get $fd) (i32.const 0)))
-      (local.set $len (i32.load (i32.const 4)))
-      (drop (call $pn (local.get $fd) (i32.const 100) (local.get $len)))
-      (i32.store8 (i32.add (i32.const 100) (local.get $len)) (i32.const 10))
-      (i32.store (i32.const 16) (i32.const 100))
-      (i32.store (i32.const 20) (i32.add (local.get $len) (i32.const 1)))
-      (drop (call $w (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
-      (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
-      (br $l)))))"""
-
-
-def test_dir_forms_as_wasmtime(tmp_path: Path) -> None:
-    """``--dir`` in every form (relative, absolute, renamed, to an empty or relative guest
-    name, the same directory twice): the same preopens, in the same order, as wasmtime's."""
-    path = _write(tmp_path, "preopens.wasm", PREOPENS)
-    (tmp_path / "d1").mkdir()
-    (tmp_path / "d2").mkdir()
-    forms = ["d1", "d1::/g", "d1::g", "d1::", f"{tmp_path / 'd1'}::.", "./d1", "d1/",
-             "d2::/a/b/", "d2::/g"]
-    flags = [x for form in forms for x in ("--dir", form)]
-    ours = subprocess.run([*RUN, *flags, str(path)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
-    theirs = subprocess.run([str(wasmtime_cli("46.0.1")), "run", "-C", "cache=n", *flags,
-                             str(path)], capture_output=True, text=True, cwd=tmp_path,
-                            timeout=60)
-    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
-    assert ours.stdout.splitlines() == ["d1", "/g", "g", "", ".", "./d1", "d1/", "/a/b/", "/g"]
