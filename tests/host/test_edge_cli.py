@@ -96,6 +96,12 @@ def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path,
     assert proc.returncode == 1 and proc.stdout == b""
     assert stderr.startswith("threadify run: error: ") and "UTF-8" in stderr, stderr
     assert "Traceback" not in stderr and len(stderr.splitlines()) <= 2
+    wasmtime = [os.fsencode(wasmtime_cli("46.0.1")), b"run", b"-C", b"cache=n"]
+    theirs = subprocess.run([*wasmtime, str(path).encode(), b"--", bad] if where == "argument"
+                            else [*wasmtime, b"--env", b"X=" + bad, str(path).encode()],
+                            capture_output=True, timeout=60)
+    # (docs/host.md: wasmtime's argument parser refuses a variable with exit code 2)
+    assert (theirs.returncode, theirs.stdout) == (1 if where == "argument" else 2, b"")
 
 
 @pytest.mark.parametrize("closed", slow_unless(lambda c: c == 0, [0, 1]))
