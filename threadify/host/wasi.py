@@ -86,6 +86,7 @@ FDF_APPEND, FDF_DSYNC, FDF_NONBLOCK, FDF_RSYNC, FDF_SYNC = 1, 2, 4, 8, 16
 FDF_ALL = 31
 # oflags
 OF_CREAT, OF_DIRECTORY, OF_EXCL, OF_TRUNC = 1, 2, 4, 8
+OF_ALL = 15
 LOOKUP_SYMLINK_FOLLOW = 1
 # rights (the bits preview1 defines; preview0 lacks the last one, SOCK_ACCEPT)
 R_FD_READ, R_FD_SEEK, R_FD_WRITE = 1 << 1, 1 << 2, 1 << 6
@@ -96,9 +97,17 @@ R_PREOPEN_BASE = 0x7B7FE00
 R_PREOPEN_INHERITING = 0xFF7FFFF
 # fstflags
 FST_ATIM, FST_ATIM_NOW, FST_MTIM, FST_MTIM_NOW = 1, 2, 4, 8
-# eventtype
+FST_ALL = 15
+# eventtype; subclockflags; eventrwflags
 EV_CLOCK, EV_FD_READ, EV_FD_WRITE = 0, 1, 2
+SUBSCRIPTION_CLOCK_ABSTIME = 1
+FD_READWRITE_HANGUP = 1
+# clockid (the last two, the CPU-time clocks, wasmtime does not have); whence; signal
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
+CLOCK_COUNT, WHENCE_COUNT, SIGNAL_COUNT = 4, 3, 31
+# riflags, sdflags (both two bits); siflags has no flag but is a u16
+RIFLAGS_ALL = SDFLAGS_ALL = 3
+SIFLAGS_MAX = 0xFFFF
 # advice, indexed by its WASI value (Linux numbers SEQUENTIAL and RANDOM the other way round)
 _ADVICE = (os.POSIX_FADV_NORMAL, os.POSIX_FADV_SEQUENTIAL, os.POSIX_FADV_RANDOM,
            os.POSIX_FADV_WILLNEED, os.POSIX_FADV_DONTNEED, os.POSIX_FADV_NOREUSE)
@@ -112,6 +121,7 @@ _DIRENT = struct.Struct("<QQIB3x")
 _EVENT = struct.Struct("<QHB5xQH6x")
 SUB_HEAD = struct.Struct("<QB")
 _SUB_CLOCK = struct.Struct("<IxxxxQQH")  # preview1: clock id, timeout, precision, flags
+SUB_SIZE = 48  # one preview1 subscription: SUB_HEAD, padding, then the largest variant
 
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
@@ -458,7 +468,7 @@ class Wasi:
     _CLOCKS = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC}
 
     def _clock(self, clock: int) -> int:
-        check_enum(clock, 4, "clockid")
+        check_enum(clock, CLOCK_COUNT, "clockid")
         if clock not in self._CLOCKS:  # the CPU-time clocks: wasmtime has none
             raise WasiError(EBADF)
         return self._CLOCKS[clock]
@@ -492,7 +502,7 @@ class Wasi:
         termination.proc_exit(status)
 
     def proc_raise(self, sig: int) -> int:
-        check_enum(sig, 31, "signal")
+        check_enum(sig, SIGNAL_COUNT, "signal")
         return ENOTSUP
 
     # -- descriptors -------------------------------------------------------------------------
@@ -583,7 +593,7 @@ class Wasi:
         return ESUCCESS
 
     def fd_seek(self, fd: int, offset: int, whence: int, out: int) -> int:
-        check_enum(whence, 3, "whence")
+        check_enum(whence, WHENCE_COUNT, "whence")
         entry = self._seekable(fd)
         with entry.io_lock:
             if whence == 0:
@@ -682,7 +692,7 @@ class Wasi:
 
     @staticmethod
     def _times(atim: int, mtim: int, fst: int) -> tuple[int | None, int | None]:
-        check_bits(fst, 15, "fstflags")
+        check_bits(fst, FST_ALL, "fstflags")
         if (fst & FST_ATIM and fst & FST_ATIM_NOW) or (fst & FST_MTIM and fst & FST_MTIM_NOW):
             raise WasiError(EINVAL)
         a = atim & M64 if fst & FST_ATIM else -1 if fst & FST_ATIM_NOW else None
@@ -796,7 +806,7 @@ class Wasi:
     def path_open(self, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
                   rights_base: int, rights_inheriting: int, fdflags: int, out: int) -> int:
         check_bits(dirflags, LOOKUP_SYMLINK_FOLLOW, "lookupflags")
-        check_bits(oflags, 15, "oflags")
+        check_bits(oflags, OF_ALL, "oflags")
         base = self._rights(rights_base, "rights")
         self._rights(rights_inheriting, "rights")
         check_bits(fdflags, FDF_ALL, "fdflags")
@@ -1033,7 +1043,7 @@ class Wasi:
         return userdata, tag, ident, 0, 0
 
     def poll_oneoff(self, subs: int, events: int, count: int, nevents: int) -> int:
-        return self.poll(subs, events, count, nevents, 48, self.subscription)
+        return self.poll(subs, events, count, nevents, SUB_SIZE, self.subscription)
 
     def poll(self, subs: int, events: int, count: int, nevents: int, size: int,
              parse: Callable[[bytes, int], tuple[int, int, int, int, int]]) -> int:
@@ -1046,9 +1056,10 @@ class Wasi:
         parsed = [parse(raw, size * i) for i in range(count)]
         if count == 1 and parsed[0][1] == EV_CLOCK:
             userdata, _tag, ident, timeout, flags = parsed[0]
-            if ident > 3 or flags > 1:  # read from memory: an errno, not an abort
+            if ident >= CLOCK_COUNT or flags & ~SUBSCRIPTION_CLOCK_ABSTIME:
+                # (read from memory: an errno, not an abort)
                 raise WasiError(EINVAL)
-            if not flags & 1:
+            if not flags & SUBSCRIPTION_CLOCK_ABSTIME:
                 # wasmtime sleeps for a lone relative timeout whatever its clock, and reports one
                 # byte (it fills the event as for a descriptor).
                 self._sleep(timeout / 1e9)
@@ -1064,9 +1075,9 @@ class Wasi:
             if tag > EV_FD_WRITE:
                 return EINVAL
             if tag == EV_CLOCK:
-                if ident not in self._CLOCKS or flags > 1:
+                if ident not in self._CLOCKS or flags & ~SUBSCRIPTION_CLOCK_ABSTIME:
                     return EINVAL
-                if flags & 1:
+                if flags & SUBSCRIPTION_CLOCK_ABSTIME:
                     timeout -= self.now(ident)
                 deadlines[i] = now + max(0, min(timeout, 1 << 62))
             else:
@@ -1083,7 +1094,7 @@ class Wasi:
             if tag == EV_FD_READ and fds[i][1].kind == FILE:
                 entry = fds[i][1]
                 if os.fstat(entry.host_fd).st_size <= entry.position:
-                    flags = 1  # FD_READWRITE_HANGUP: nothing left to read
+                    flags = FD_READWRITE_HANGUP  # nothing left to read
             out += _EVENT.pack(userdata, 0, tag, 0 if tag == EV_CLOCK else 1, flags)
         self.store(events, bytes(out), 8)
         self._put32(nevents, len(ready))
@@ -1145,18 +1156,18 @@ class Wasi:
 
     def sock_recv(self, fd: int, iovs: int, count: int, flags: int, out_len: int,
                   out_flags: int) -> int:
-        check_bits(flags, 3, "riflags")
+        check_bits(flags, RIFLAGS_ALL, "riflags")
         self.descriptor(fd)
         return ENOTSOCK
 
     def sock_send(self, fd: int, iovs: int, count: int, flags: int, out_len: int) -> int:
-        if flags > 0xFFFF:
+        if flags > SIFLAGS_MAX:
             raise GuestTrap(f"siflags {flags:#x} out of range")
         self.descriptor(fd)
         return ENOTSOCK
 
     def sock_shutdown(self, fd: int, how: int) -> int:
-        check_bits(how, 3, "sdflags")
+        check_bits(how, SDFLAGS_ALL, "sdflags")
         self.descriptor(fd)
         return ENOTSOCK
 

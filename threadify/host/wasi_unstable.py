@@ -27,6 +27,7 @@ from threadify.host.wasi import (
     FDSTAT,
     SIGNATURES,
     SUB_HEAD,
+    WHENCE_COUNT,
     GuestTrap,
     Wasi,
     check_bits,
@@ -43,7 +44,7 @@ RIGHTS_MASK = (1 << 29) - 1
 _WHENCE_TO_P1 = {0: 1, 1: 2, 2: 0}  # preview0 CUR, END, SET -> preview1 numbering
 _FILESTAT = struct.Struct("<QQB3xIQQQQ")
 _SUB_CLOCK = struct.Struct("<QIxxxxQQH")  # identifier, clock id, timeout, precision, flags
-SUB_SIZE = 56
+SUB_SIZE = 56  # (preview1: 48)
 
 
 class Preview0:
@@ -62,7 +63,7 @@ class Preview0:
                                              atim, mtim, ctim), 8)
 
     def fd_seek(self, fd: int, offset: int, whence: int, out: int) -> int:
-        check_enum(whence, 3, "whence")
+        check_enum(whence, WHENCE_COUNT, "whence")
         return self.wasi.fd_seek(fd, offset, _WHENCE_TO_P1[whence], out)
 
     def fd_fdstat_get(self, fd: int, out: int) -> int:
