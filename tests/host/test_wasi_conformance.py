@@ -14,6 +14,8 @@ answer as documented instead.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,6 +151,29 @@ def test_the_checks_cover_every_function_of_both_snapshots() -> None:
     for module, prefix in (("wasi_snapshot_preview1", "w_"), ("wasi_unstable", "u_")):
         functions = set(WASI_MODULES[module])
         assert {name for name in functions if f"{prefix}{name}(" in sources} == functions
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("clang-22") is None or shutil.which("wasm-ld-22") is None,
+                    reason="clang-22 / wasm-ld-22 not installed (the committed modules are used)")
+def test_the_committed_programs_are_what_their_sources_build(tmp_path: Path) -> None:
+    """fixtures/wasi/build.sh, run on a copy, gives back every committed module byte for byte
+    (those it can build here: std_fs.rs needs Debian's rustc, as_suite.ts an AssemblyScript
+    install), so the checks above run what the sources say."""
+    from tests.tooling import wasm_tools
+
+    copy = tmp_path / "wasi"
+    shutil.copytree(WASI_FIXTURES.parent, copy, ignore=shutil.ignore_patterns("wasm"))
+    path = f"{Path(wasm_tools()).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    proc = subprocess.run(["sh", str(copy / "build.sh")], capture_output=True, text=True,
+                          env={**os.environ, "PATH": path}, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    built = {p.name: p.read_bytes() for p in (copy / "wasm").glob("*.wasm")}
+    assert {p.name for p in (WASI_FIXTURES.parent / "src").glob("*.c")} <= \
+        {name.removesuffix(".wasm") + ".c" for name in built}
+    differing = sorted(name for name, data in built.items()
+                       if (WASI_FIXTURES / name).read_bytes() != data)
+    assert not differing, f"rebuilt modules differ from the committed ones: {differing}"
 
 
 def test_a_preview0_only_module_prints_from_main_thread(tmp_path: Path) -> None:
