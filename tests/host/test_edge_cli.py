@@ -104,6 +104,25 @@ def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path,
     assert (theirs.returncode, theirs.stdout) == (1 if where == "argument" else 2, b"")
 
 
+def test_a_preopen_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The guest sees a preopen under its name, which WASI passes as UTF-8: a directory whose
+    name is not UTF-8 needs a guest name that is (the guest used to meet INVAL from
+    fd_prestat_get). wasmtime refuses any argument that is not UTF-8, exit 2."""
+    path = _write(tmp_path, "echo.wasm", ECHO)
+    bad = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(bad)
+    run = [*map(os.fsencode, RUN)]
+    proc = subprocess.run([*run, b"--dir", bad, str(path).encode()], capture_output=True,
+                          timeout=60)
+    stderr = proc.stderr.decode(errors="replace")
+    assert (proc.returncode, proc.stdout) == (1, b"")
+    assert stderr.startswith("threadify run: error: ") and "UTF-8" in stderr, stderr
+    assert len(stderr.splitlines()) == 2 and "::GUEST" in stderr.splitlines()[1], stderr
+    renamed = subprocess.run([*run, b"--dir", bad + b"::/cafe", str(path).encode()],
+                             capture_output=True, timeout=60)
+    assert (renamed.returncode, renamed.stderr) == (0, b"")
+
+
 @pytest.mark.parametrize("closed", slow_unless(lambda c: c == 0, [0, 1]))
 def test_closed_standard_streams_are_not_taken_by_host_files(tmp_path: Path,
                                                              closed: int) -> None:

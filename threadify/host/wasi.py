@@ -301,7 +301,19 @@ class Wasi:
             self.table[fd] = FdEntry(kind, fd, owned=False, isatty=os.isatty(fd))
         for pre in preopens:
             try:
+                # The guest reads the name as UTF-8 (fd_prestat_dir_name): one that is not (a
+                # directory name the OS gave as undecodable bytes) is refused before the run,
+                # not met by the program as an errno it could not explain.
+                pre.guest.encode()
                 host_fd = os.open(pre.host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except UnicodeEncodeError:
+                from threadify.errors import ThreadifyError
+
+                shown = pre.guest.encode(errors="surrogateescape").decode(
+                    errors="backslashreplace")
+                raise ThreadifyError(f"--dir: the guest name '{shown}' is not valid UTF-8, "
+                                     "which WASI requires", "give it a UTF-8 name: HOST::GUEST"
+                                     ) from None
             except OSError as exc:
                 from threadify.errors import ThreadifyError
 
