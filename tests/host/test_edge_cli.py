@@ -121,6 +121,10 @@ def test_a_preopen_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) 
     renamed = subprocess.run([*run, b"--dir", bad + b"::/cafe", str(path).encode()],
                              capture_output=True, timeout=60)
     assert (renamed.returncode, renamed.stderr) == (0, b"")
+    theirs = subprocess.run([os.fsencode(wasmtime_cli("46.0.1")), b"run", b"--dir",
+                             bad + b"::/cafe", str(path).encode()], capture_output=True,
+                            timeout=60)
+    assert theirs.returncode == 2
 
 
 @pytest.mark.parametrize("closed", slow_unless(lambda c: c == 0, [0, 1]))
