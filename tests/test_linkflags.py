@@ -42,6 +42,8 @@ from tests.tooling import (
 )
 from tests.wasmer_host import run_wasmer
 from threadify.wasm import Module
+from threadify.wasm import sections as S
+from threadify.wasm.reader import uleb32_at
 
 HERE = FIXTURES / "linkflags"
 MANIFEST: dict[str, Any] = json.loads((HERE / "manifest.json").read_text())
@@ -337,3 +339,30 @@ def test_relocations_follow_the_layout(entry: dict[str, Any]) -> None:
     with pytest.warns(UserWarning, match="dropped .*reloc.CODE"):
         checked = set(Module.decode(threadify.transform(data, stack_check=True)).custom_names())
     assert "reloc.CODE" not in checked
+
+
+def _reloc_targets(module: Module) -> dict[str, int | str]:
+    """What each ``reloc.*`` section applies to: the id of its target section, or the name of
+    a custom one. Its payload starts with the target's index among all the module's sections
+    (the linking convention), so a section added or removed before the target moves it."""
+    names = iter(module.custom_names())
+    keys: list[int | str] = [next(names) if sid == 0 else sid for sid in module.section_ids()]
+    targets: dict[str, int | str] = {}
+    for name, payload in module.custom_sections():
+        if name.startswith("reloc."):
+            index, _end = uleb32_at(payload, 0, len(payload))
+            targets[name] = keys[index]
+    return targets
+
+
+@pytest.mark.parametrize("entry", RELOC_CELLS)
+def test_relocations_name_their_section(entry: dict[str, Any]) -> None:
+    """The relocations threadify keeps still name the section they apply to, although class B
+    takes out the memory section and adds the start and data count sections before the code:
+    ``reloc.CODE`` applies to the code section, ``reloc.DATA`` to the data section."""
+    data = (HERE / entry["file"]).read_bytes()
+    before = _reloc_targets(Module.decode(data))
+    after = _reloc_targets(Module.decode(threadify.transform(data)))
+    assert before["reloc.CODE"] == after["reloc.CODE"] == S.CODE
+    for name, target in after.items():
+        assert before[name] == target, name

@@ -21,6 +21,8 @@ from threadify.passes.metadata import (
     name_items,
     record_producer,
     record_section,
+    relocation_targets,
+    retarget_relocations,
 )
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
@@ -186,6 +188,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     memory, syms = analysis.memory, analysis.symbols
     assert memory is not None and syms is not None and syms.stack_pointer is not None
     changes: list[str] = []
+    relocations = relocation_targets(module)  # --emit-relocs: read before sections move
 
     layout = abi.BlockLayout(options.stack_size, analysis.tls_size, analysis.tls_align)
     control = memory.type.min * abi.PAGE
@@ -342,5 +345,9 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     if checked is not None:
         record["stack_check"] = checked
     record_section(module, record)
+    # last, once no section is added or removed any more
+    gone = retarget_relocations(module, relocations)
+    if gone:
+        changes.append(f"{', '.join(gone)} dropped (the sections they relocate were dropped)")
     return Result(module, data, analysis.verdict, analysis.reasons, changes, record,
                   validation, warnings)

@@ -12,9 +12,18 @@ import json
 from typing import Any
 
 from threadify.wasm import Module, NameSection, Producers
+from threadify.wasm.reader import uleb32_at
+from threadify.wasm.writer import uleb
 
 FUNCTION_NAMES = 1  # name subsection ids
 GLOBAL_NAMES = 7
+
+#: Prefix of the custom sections holding relocations (``--emit-relocs``), one per section
+#: they apply to: ``reloc.CODE``, ``reloc.DATA``, ``reloc..debug_info``.
+RELOC_PREFIX = "reloc."
+
+#: A section as the relocations name it: a known section's id, or a custom section's name.
+SectionKey = int | str
 
 
 def name_items(module: Module, functions: dict[str, int], globals_: dict[str, int]) -> None:
@@ -67,3 +76,52 @@ def drop_offset_sections(module: Module) -> list[str]:
 
 #: Custom sections besides ``.debug_*`` whose contents are code offsets.
 OFFSET_SECTIONS = frozenset({"sourceMappingURL", "reloc.CODE"})
+
+
+def _section_keys(module: Module) -> list[SectionKey]:
+    """Every section the encoded module will have, in order, as :data:`SectionKey`."""
+    names = iter(module.custom_names())
+    return [next(names) if sid == 0 else sid for sid in module.section_ids()]
+
+
+def relocation_targets(module: Module) -> dict[str, SectionKey]:
+    """The section each ``reloc.*`` section applies to, read before the transform changes the
+    module's sections (see :func:`retarget_relocations`)."""
+    relocs = [name for name in module.custom_names() if name.startswith(RELOC_PREFIX)]
+    if not relocs:
+        return {}
+    keys = _section_keys(module)
+    targets: dict[str, SectionKey] = {}
+    for name in relocs:
+        payload = module.get_custom(name)
+        assert payload is not None
+        index, _end = uleb32_at(payload, 0, len(payload))
+        if index < len(keys):
+            targets[name] = keys[index]
+    return targets
+
+
+def retarget_relocations(module: Module, targets: dict[str, SectionKey]) -> list[str]:
+    """Point each kept ``reloc.*`` section at its section again; returns the names of those
+    dropped because their section is gone.
+
+    A relocation section starts with the index of its target among *all* the module's
+    sections, so a section the transform adds or removes before the target (class B takes
+    out the memory section and adds the start and data-count sections) would leave
+    ``reloc.CODE`` naming the data-count section. Relocations of a dropped section
+    (``reloc..debug_info`` once DWARF goes) describe nothing any more."""
+    if not targets:
+        return []
+    keys = _section_keys(module)
+    gone = []
+    for name, target in targets.items():
+        payload = module.get_custom(name)
+        if payload is None:
+            continue  # dropped already (reloc.DATA, reloc.CODE)
+        if target not in keys:
+            module.remove_custom(name)
+            gone.append(name)
+            continue
+        _index, end = uleb32_at(payload, 0, len(payload))
+        module.set_custom(name, uleb(keys.index(target)) + payload[end:])
+    return sorted(gone)
