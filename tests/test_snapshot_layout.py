@@ -136,3 +136,25 @@ def test_stack_check_refuses_a_stack_it_cannot_find() -> None:
         threadify.transform(data, stack_check=True)
     assert "no main-thread stack" in caught.value.problem
     assert "stack_check=False" in str(caught.value.fix)
+
+
+def test_stack_check_refuses_a_stack_it_cannot_tell_from_data() -> None:
+    """A snapshot's stale stack in pieces (frames hold zeros, which the snapshot leaves out):
+    the control block steps below the piece at the stack's top, into the gap under it, and a
+    deeper piece still lies below where the stack now starts. Stale stack or data of a
+    data-first layout, the module cannot tell; taking it for data gave a main stack of a
+    kilobyte whose first deeper frame trapped (this layout is stack first: ``[0, top)``).
+    Without ``__data_end`` or ``__stack_low``/``__stack_high`` it is refused, naming the way out."""
+    data, start = with_stale_stack(BASE.read_bytes(), STALE)
+    top = start + STALE
+    data, _deeper = with_stale_stack(data, 1024)
+    module = Module.decode(data)
+    module.data[-1] = DataSegment(False, 0, b"\x41" + sleb(top - 2048) + b"\x0b",
+                                  bytes([0xA5]) * 1024)  # [top - 2048, top - 1024)
+    data = module.encode()
+    record = layout(threadify.transform(data))  # without the checks: the block finds its gap
+    assert top - 1024 < int(record["control_block"]) < start  # type: ignore[call-overload]
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform(data, stack_check=True)
+    assert "cannot tell where the main stack ends" in caught.value.problem
+    assert "__stack_low" in str(caught.value.fix) and "stack_check=False" in str(caught.value.fix)

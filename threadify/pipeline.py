@@ -228,19 +228,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         # imported only when asked for: every other transform would pay for its import
         from threadify.passes import stack_check
 
-        stack = stack_check.main_stack(module, syms, initialised)
-        if stack is None:
-            raise UnsupportedModuleError(
-                "stack-limit checks need the stack pointer's initial value, and its "
-                "initialiser is not a constant",
-                Hint("transform without {}", Suggestion("stack_check", False)))
-        if stack.high - stack.low <= stack_check.RED_ZONE:
-            # every frame would trap: data lies right under where the stack starts (a
-            # snapshot's stale stack beyond what the control block can step over)
-            raise UnsupportedModuleError(
-                f"stack-limit checks found no main-thread stack: data lies right below the "
-                f"stack pointer's initial value ({stack.high:#x})",
-                Hint("transform without {}", Suggestion("stack_check", False)))
+        stack = stack_check.main_stack(module, syms, initialised)  # or refused
         # the program's own functions; the scan of their code overlaps the passes below
         program_functions = stack_check.defined_function_count(module)
         scan = stack_check.start_scan(module, syms.stack_pointer.index, program_functions)

@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from threadify import abi
+from threadify.errors import Hint, Suggestion, UnsupportedModuleError
 from threadify.linker import LinkerSymbols, const_i32, find_global
 from threadify.passes.memory import initialised_ranges
 from threadify.passes.metadata import drop_offset_sections
@@ -89,8 +90,10 @@ class CheckResult(NamedTuple):
 
 
 def main_stack(module: Module, syms: LinkerSymbols,
-               initialised: list[tuple[int, int]] | None = None) -> StackRange | None:
-    """The main thread's stack, from lld's memory layout.
+               initialised: list[tuple[int, int]] | None = None) -> StackRange:
+    """The main thread's stack, from lld's memory layout (docs/stack-check.md, "The main
+    thread's stack"); raises :class:`~threadify.errors.UnsupportedModuleError` when the
+    layout does not show it, since limits guessed wrong make every deeper frame trap.
 
     ``__stack_low`` / ``__stack_high`` (globals only when exported or named) give it directly.
     Otherwise: the top is the stack pointer's initial value; lld places the stack either first
@@ -101,8 +104,9 @@ def main_stack(module: Module, syms: LinkerSymbols,
     ranges, :func:`~threadify.passes.memory.initialised_ranges`, when the caller has them).
     """
     sp_init = syms.stack_pointer_init
-    if sp_init is None or sp_init == 0:
-        return None  # not lld's layout: no constant top of stack
+    if sp_init is None or sp_init == 0:  # not lld's layout: no constant top of stack
+        raise _refusal("stack-limit checks need the stack pointer's initial value, and its "
+                       "initialiser is not a constant")
     high = sp_init & 0xFFFF_FFFF
     low_g, high_g = find_global(module, "__stack_low"), find_global(module, "__stack_high")
     if low_g is not None and high_g is not None:
@@ -119,12 +123,34 @@ def main_stack(module: Module, syms: LinkerSymbols,
     ranges = initialised_ranges(module, syms) if initialised is None else initialised
     below = [end for start, end in ranges if start < first_used]
     if not below:
-        return StackRange(0, high, "stack first (no data below the initial stack pointer)")
-    if syms.data_end_value is not None and 0 < syms.data_end_value <= high:
-        return StackRange(abi.align_up(syms.data_end_value, 16), high,
-                          "data first, stack from __data_end")
-    low = min(abi.align_up(max(below), 16), high)
-    return StackRange(low, high, "data first, stack from the end of the data below it")
+        stack = StackRange(0, high, "stack first (no data below the initial stack pointer)")
+    elif syms.data_end_value is not None and 0 < syms.data_end_value <= high:
+        stack = StackRange(abi.align_up(syms.data_end_value, 16), high,
+                           "data first, stack from __data_end")
+    elif first_used < high - abi.CONTROL_BYTES:
+        # the control block stepped below data at the stack's top: a snapshot, and what lies
+        # below the block may be more of its stale stack, in pieces, as much as the data of a
+        # data-first layout
+        raise _refusal(f"stack-limit checks cannot tell where the main stack ends: this "
+                       f"module's start-up data reaches its stack's top ({high:#x}), and the "
+                       f"data below may be the stack's old contents or the program's",
+                       "link with --export=__stack_low --export=__stack_high, or ")
+    else:
+        stack = StackRange(min(abi.align_up(max(below), 16), high), high,
+                           "data first, stack from the end of the data below it")
+    if stack.high - stack.low <= RED_ZONE:
+        # every frame would trap: data lies right under where the stack starts (a snapshot's
+        # stale stack beyond what the control block can step over)
+        raise _refusal(f"stack-limit checks found no main-thread stack: data lies right "
+                       f"below the stack pointer's initial value ({high:#x})")
+    return stack
+
+
+def _refusal(problem: str, before: str = "") -> UnsupportedModuleError:
+    """``problem``, with the way out that always exists: the transform without the checks
+    (after ``before``, another way, when there is one)."""
+    return UnsupportedModuleError(problem, Hint(before + "transform without {}",
+                                                Suggestion("stack_check", False)))
 
 
 def _global_init(module: Module, index: int) -> int | None:
