@@ -366,3 +366,22 @@ def test_relocations_name_their_section(entry: dict[str, Any]) -> None:
     assert before["reloc.CODE"] == after["reloc.CODE"] == S.CODE
     for name, target in after.items():
         assert before[name] == target, name
+
+
+def test_source_map_is_dropped_as_the_code_moves_in_the_file() -> None:
+    """A source map's columns are byte offsets in the whole ``.wasm`` file (the tool
+    conventions' Debugging.md), not in the code section as DWARF's addresses are. threadify
+    always lengthens sections before the code (types, functions, globals, exports), so every
+    instruction's file offset moves and the map would point at the wrong bytes: the
+    ``sourceMappingURL`` section goes, with a warning, while DWARF stays."""
+    module = Module.decode((HERE / "wasm/tls.shared-debug.wasm").read_bytes())
+    module.set_custom("sourceMappingURL", b"\x0ftls.wasm.map.js")
+    data = module.encode()
+    with pytest.warns(UserWarning, match="source map.*dropped sourceMappingURL"):
+        output = threadify.transform(data)
+    after = Module.decode(output)
+    code_before, code_after = Module.decode(data).code_payload(), after.code_payload()
+    assert code_before is not None and code_after is not None
+    assert code_after[1] > code_before[1]  # the code starts later in the file
+    assert "sourceMappingURL" not in after.custom_names()
+    assert _debug_sections(after) == _debug_sections(Module.decode(data))

@@ -18,6 +18,7 @@ from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, Unsuppo
 from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
 from threadify.passes.metadata import (
     drop_offset_sections,
+    drop_source_map,
     name_items,
     record_producer,
     record_section,
@@ -307,6 +308,11 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
                 f"adding threadify's functions made the code section's function count one "
                 f"byte longer, which moved all code, so the debug information (what "
                 f"addresses code by offset) no longer matched it: dropped {', '.join(moved)}"))
+
+    if drop_source_map(module):
+        warnings.append(Hint("threadify's additions to the sections before the code moved "
+                             "it in the file, so the source map (whose columns are offsets "
+                             "in the file) no longer matched it: dropped sourceMappingURL"))
 
     name_items(module, injected.functions, injected.globals)
     record_producer(module, __version__)

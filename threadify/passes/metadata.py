@@ -74,8 +74,22 @@ def drop_offset_sections(module: Module) -> list[str]:
     return dropped
 
 
+#: The custom section naming a source map, whose columns are byte offsets in the whole file.
+SOURCE_MAP = "sourceMappingURL"
+
 #: Custom sections besides ``.debug_*`` whose contents are code offsets.
-OFFSET_SECTIONS = frozenset({"sourceMappingURL", "reloc.CODE"})
+OFFSET_SECTIONS = frozenset({SOURCE_MAP, "reloc.CODE"})
+
+
+def drop_source_map(module: Module) -> bool:
+    """Remove the ``sourceMappingURL`` section; whether there was one. For every rewrite: a
+    source map's columns are offsets in the whole file (the tool conventions' Debugging.md),
+    unlike DWARF's, which count from the code section, and threadify always lengthens the
+    sections before the code (types, functions, globals, exports)."""
+    if module.get_custom(SOURCE_MAP) is None:
+        return False
+    module.remove_custom(SOURCE_MAP)
+    return True
 
 
 def _section_keys(module: Module) -> list[SectionKey]:
