@@ -394,3 +394,12 @@ def test_rejected_in_place_keeps_the_input(tmp_path: Path) -> None:
     assert digest(src) == before and [p.name for p in tmp_path.iterdir()] == ["bad.wasm"]
     proc = cli(str(src), "-o", "-")
     assert proc.returncode == 1 and proc.stdout == b""
+
+
+def test_the_exception_message_keeps_the_problem_on_one_line() -> None:
+    """A problem that quotes the module (here a producer name with a line break, as a fuzzed
+    module had) is escaped in ``problem``, and in the exception's own message as well: that is
+    what a library caller's traceback and ``str(error)`` show, problem line then fix line."""
+    error = threadify.ThreadifyError("the module was built by Go 1\r\n2", "use Go's own")
+    assert error.problem == "the module was built by Go 1\\r\\n2"
+    assert str(error).splitlines() == [error.problem, "use Go's own"]

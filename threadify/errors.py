@@ -118,7 +118,7 @@ class ThreadifyError(Exception):
         self.problem = one_line(problem)
         self.hint = Hint(fix) if isinstance(fix, str) else fix
         self.fix = None if self.hint is None else self.hint.render()
-        super().__init__(problem if self.fix is None else f"{problem}\n{self.fix}")
+        super().__init__(self.problem if self.fix is None else f"{self.problem}\n{self.fix}")
 
     @property
     def suggestions(self) -> tuple[Suggestion, ...]:
