@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from threadify.wasm import I32, ExternKind, Instr, Module
 from threadify.wasm.reader import sleb32_at
+from threadify.wasm.writer import sleb
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ def const_i32(expr: bytes) -> int | None:
         if read is not None and read[1] == size - 1:
             return read[0]
     return None
+
+
+def i32_const_expr(value: int) -> bytes:
+    """``i32.const value; end``: the constant expression :func:`const_i32` reads, for an
+    address (``value`` from 0 to 2**32 - 1, written as the signed LEB wasm wants)."""
+    return b"\x41" + sleb(value - (1 << 32) if value >= 1 << 31 else value) + b"\x0b"
 
 
 #: Bytes per lane in :func:`const_i32_all`: an LEB of up to 4 bytes fits in one.
@@ -204,7 +211,9 @@ def find_global(module: Module, name: str) -> Found | None:
     return _Finder(module).global_(name)
 
 
-def _defined_global_init(module: Module, index: int) -> int | None:
+def defined_global_init(module: Module, index: int) -> int | None:
+    """The ``i32.const`` initial value of global ``index`` when the module defines it (an
+    imported global has none), else ``None``."""
     first = module.num_imported(ExternKind.GLOBAL)
     if index < first or index - first >= len(module.globals):
         return None
@@ -331,17 +340,17 @@ def find_symbols(module: Module) -> LinkerSymbols:
 
     # -- values --------------------------------------------------------------------------
     if syms.stack_pointer is not None:
-        syms.stack_pointer_init = _defined_global_init(module, syms.stack_pointer.index)
+        syms.stack_pointer_init = defined_global_init(module, syms.stack_pointer.index)
     if syms.tls_base is not None:
-        syms.tls_base_init = _defined_global_init(module, syms.tls_base.index)
+        syms.tls_base_init = defined_global_init(module, syms.tls_base.index)
     if syms.tls_size is not None:
-        syms.tls_size_value = _defined_global_init(module, syms.tls_size.index)
+        syms.tls_size_value = defined_global_init(module, syms.tls_size.index)
     if syms.tls_align is not None:
-        syms.tls_align_value = _defined_global_init(module, syms.tls_align.index)
+        syms.tls_align_value = defined_global_init(module, syms.tls_align.index)
     if syms.heap_base is not None:
-        syms.heap_base_value = _defined_global_init(module, syms.heap_base.index)
+        syms.heap_base_value = defined_global_init(module, syms.heap_base.index)
     if syms.data_end is not None:
-        syms.data_end_value = _defined_global_init(module, syms.data_end.index)
+        syms.data_end_value = defined_global_init(module, syms.data_end.index)
 
     # -- shape: the .tdata segment ----------------------------------------------------------
     segments = module.data_summary()

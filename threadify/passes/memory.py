@@ -13,10 +13,14 @@ from dataclasses import replace
 from operator import add, itemgetter
 
 from threadify import abi
-from threadify.linker import LinkerSymbols, const_i32, const_i32_all
+from threadify.linker import (
+    LinkerSymbols,
+    const_i32,
+    const_i32_all,
+    defined_global_init,
+    i32_const_expr,
+)
 from threadify.wasm import Export, ExternKind, Import, MemoryType, Module
-from threadify.wasm.opcodes import BY_NAME
-from threadify.wasm.writer import sleb
 
 
 def share_memory(module: Module, max_pages: int | None, default_max_pages: int) -> list[str]:
@@ -60,10 +64,6 @@ def _shared(memory: MemoryType, max_pages: int | None, default_max_pages: int,
     return replace(memory, shared=True, max=new_max)
 
 
-I32_CONST = BY_NAME["i32.const"][0]
-END = BY_NAME["end"][0]
-
-
 #: How far below the stack's top the control block may move to stay clear of data written at
 #: start-up (the stack loses as much).
 CONTROL_SEARCH = 16 * 1024
@@ -89,9 +89,7 @@ def place_control_block(module: Module, stack_pointer: int, initial_end: int,
     free list. The block then goes to the first free 64 bytes below them, at most
     :data:`CONTROL_SEARCH` below the stack's top, or else to its own page.
     """
-    first = module.num_imported(ExternKind.GLOBAL)
-    local = stack_pointer - first
-    top = const_i32(module.globals[local].init) if local >= 0 else None
+    top = defined_global_init(module, stack_pointer)
     fallback = initial_end, initial_end + abi.CONTROL_PAGES * abi.PAGE
     if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % 16:
         return fallback
@@ -108,9 +106,9 @@ def place_control_block(module: Module, stack_pointer: int, initial_end: int,
             control = (start - abi.CONTROL_BYTES) & ~15
     if control < top - CONTROL_SEARCH or control < abi.MIN_STACK_FOR_CONTROL - abi.CONTROL_BYTES:
         return fallback
+    local = stack_pointer - module.num_imported(ExternKind.GLOBAL)
     glob = module.globals[local]
-    signed = control - (1 << 32) if control >= 1 << 31 else control
-    module.globals[local] = type(glob)(glob.type, I32_CONST + sleb(signed) + END)
+    module.globals[local] = type(glob)(glob.type, i32_const_expr(control))
     return control, initial_end
 
 

@@ -40,21 +40,21 @@ from typing import NamedTuple
 
 from threadify import abi
 from threadify.errors import Hint, Suggestion, UnsupportedModuleError
-from threadify.linker import LinkerSymbols, const_i32, find_global
+from threadify.linker import LinkerSymbols, defined_global_init, find_global, i32_const_expr
 from threadify.passes.memory import initialised_ranges
 from threadify.passes.metadata import drop_offset_sections
 from threadify.wasm import (
     I32,
-    ExternKind,
     FunctionBody,
     Global,
     GlobalType,
+    Instr,
     Module,
     codescan,
 )
-from threadify.wasm.instructions import read_instruction
+from threadify.wasm.instructions import encode_instructions, read_instruction
 from threadify.wasm.reader import Reader
-from threadify.wasm.writer import sleb, uleb
+from threadify.wasm.writer import uleb
 
 #: Bytes below the stack pointer a leaf function may use without moving it (LLVM's wasm red
 #: zone); the low limit keeps them inside the stack.
@@ -110,15 +110,15 @@ def main_stack(module: Module, syms: LinkerSymbols,
     high = sp_init & 0xFFFF_FFFF
     low_g, high_g = find_global(module, "__stack_low"), find_global(module, "__stack_high")
     if low_g is not None and high_g is not None:
-        low_v = _global_init(module, low_g.index)
-        high_v = _global_init(module, high_g.index)
+        low_v = defined_global_init(module, low_g.index)
+        high_v = defined_global_init(module, high_g.index)
         if low_v is not None and high_v is not None and low_v < high_v:
             return StackRange(low_v, high_v, f"__stack_low/__stack_high ({low_g.how})")
     # data below where the stack starts now: the control block may have moved below data that
     # a snapshot left under the stack's top (passes/memory.place_control_block), which is the
     # stack's own old contents, not data below the stack
     assert syms.stack_pointer is not None
-    start_now = _global_init(module, syms.stack_pointer.index)
+    start_now = defined_global_init(module, syms.stack_pointer.index)
     first_used = high if start_now is None else min(high, start_now & 0xFFFF_FFFF)
     ranges = initialised_ranges(module, syms) if initialised is None else initialised
     below = [end for start, end in ranges if start < first_used]
@@ -153,32 +153,23 @@ def _refusal(problem: str, before: str = "") -> UnsupportedModuleError:
                                                 Suggestion("stack_check", False)))
 
 
-def _global_init(module: Module, index: int) -> int | None:
-    first = module.num_imported(ExternKind.GLOBAL)
-    if index < first or index - first >= len(module.globals):
-        return None
-    return const_i32(module.globals[index - first].init)
-
-
 def add_limit_globals(module: Module, stack: StackRange) -> LimitGlobals:
     """The two per-instance limit globals, initialised to the main thread's limits."""
-    def const(value: int) -> bytes:
-        return b"\x41" + sleb(value - (1 << 32) if value >= 1 << 31 else value) + b"\x0b"
-
-    low = module.add_global(Global(GlobalType(I32, True), const(stack.low)))
-    high = module.add_global(Global(GlobalType(I32, True), const(stack.high)))
+    low = module.add_global(Global(GlobalType(I32, True), i32_const_expr(stack.low)))
+    high = module.add_global(Global(GlobalType(I32, True), i32_const_expr(stack.high)))
     return LimitGlobals(low, high)
 
 
 def check_sequence(stack_pointer: int, limits: LimitGlobals, overflow: int) -> bytes:
-    """The instructions inserted after every ``global.set`` of the stack pointer."""
-    sp = b"\x23" + uleb(stack_pointer)
-    return b"".join([
-        sp, b"\x23", uleb(limits.low), b"\x41", sleb(RED_ZONE), b"\x6a",  # i32.const; i32.add
-        b"\x49",  # i32.lt_u
-        sp, b"\x23", uleb(limits.high), b"\x4b",  # i32.gt_u
-        b"\x72",  # i32.or
-        b"\x04\x40", b"\x10", uleb(overflow), b"\x0b",  # if call $overflow end
+    """The instructions inserted after every ``global.set`` of the stack pointer (the module
+    docstring shows them as WAT)."""
+    return encode_instructions([
+        Instr("global.get", (stack_pointer,)),
+        Instr("global.get", (limits.low,)), Instr("i32.const", (RED_ZONE,)), Instr("i32.add"),
+        Instr("i32.lt_u"),
+        Instr("global.get", (stack_pointer,)), Instr("global.get", (limits.high,)),
+        Instr("i32.gt_u"),
+        Instr("i32.or"), Instr("if", (None,)), Instr("call", (overflow,)), Instr("end"),
     ])
 
 
