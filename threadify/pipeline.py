@@ -28,7 +28,7 @@ from threadify.passes.metadata import (
 from threadify.passes.segments import passivate
 from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
 from threadify.validation import BackgroundValidation, validated_by_default
-from threadify.wasm import ExternKind, GlobalType, Module
+from threadify.wasm import ExternKind, GlobalType, MemoryType, Module
 from threadify.wasm.module import is_mapped
 from threadify.wasm.writer import uleb_width
 
@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     from threadify.wasm import codescan
 
 MAX_WASM32_BYTES = 1 << 32
+MAX_WASM32_PAGES = MAX_WASM32_BYTES // abi.PAGE
+#: Room a suggested ``--max-memory`` leaves for threads beyond what is needed (64 MiB), and
+#: the unit it is rounded to (1 MiB), both in pages.
+SUGGESTED_HEADROOM = 1024
+SUGGESTED_ALIGN = 16
 
 
 @dataclass(frozen=True)
@@ -196,29 +201,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     initialised = initialised_ranges(module, syms)
     control, blocks_from = place_control_block(module, syms.stack_pointer.index, control,
                                               initialised)
-    max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
-    effective_max = max_pages if max_pages is not None else (
-        memory.type.max if memory.type.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)
-    if max_pages is not None and max_pages < memory.type.min:
-        raise UnsupportedModuleError(
-            f"maximum memory {options.max_memory} is smaller than the module's initial memory "
-            f"({memory.type.min * abi.PAGE} bytes)",
-            Hint("pass a larger {}", Suggestion(
-                "max_memory", min(abi.align_up(memory.type.min * 2 + 1024, 16), 65536)
-                * abi.PAGE)))
-    needed = memory.type.min + abi.CONTROL_PAGES + layout.pages
-    if effective_max < needed:
-        limit = MAX_WASM32_BYTES // abi.PAGE
-        if needed > limit:
-            fix = Hint("use a smaller {}, or link with a smaller initial memory",
-                       Suggestion("stack_size"))
-        else:
-            suggest = min(abi.align_up(max(needed * 2, memory.type.min + 1024), 16), limit)
-            fix = Hint("relink with a larger maximum (wasm-ld --max-memory=N), or pass "
-                       "{} to threadify", Suggestion("max_memory", suggest * abi.PAGE))
-        raise UnsupportedModuleError(
-            f"the memory maximum ({effective_max} pages) leaves no room for a thread stack "
-            f"(needs at least {needed} pages)", fix)
+    max_pages = _maximum_pages(memory.type, options, layout)
     if control + abi.CONTROL_PAGES * abi.PAGE > MAX_WASM32_BYTES:
         raise UnsupportedModuleError("the initial memory leaves no room below 4 GiB")
 
@@ -345,3 +328,37 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         changes.append(f"{', '.join(gone)} dropped (the sections they relocate were dropped)")
     return Result(module, data, analysis.verdict, analysis.reasons, changes, record,
                   validation, warnings)
+
+
+def _maximum_pages(memory: MemoryType, options: Options, layout: abi.BlockLayout) -> int | None:
+    """The ``--max-memory`` in pages (``None``: the input's maximum stays), after checking that
+    the maximum the output will have leaves room for the control block and one thread block
+    beyond the initial memory: a module that cannot start a single thread is refused now, with
+    a maximum to pass, rather than failing at its first spawn."""
+    max_pages = None if options.max_memory is None else options.max_memory // abi.PAGE
+    effective_max = max_pages if max_pages is not None else (
+        memory.max if memory.max is not None else abi.DEFAULT_MAX_MEMORY // abi.PAGE)
+    if max_pages is not None and max_pages < memory.min:
+        raise UnsupportedModuleError(
+            f"maximum memory {options.max_memory} is smaller than the module's initial memory "
+            f"({memory.min * abi.PAGE} bytes)",
+            Hint("pass a larger {}", Suggestion(
+                "max_memory", _suggested_pages(memory.min * 2 + SUGGESTED_HEADROOM) * abi.PAGE)))
+    needed = memory.min + abi.CONTROL_PAGES + layout.pages
+    if effective_max < needed:
+        if needed > MAX_WASM32_PAGES:
+            fix = Hint("use a smaller {}, or link with a smaller initial memory",
+                       Suggestion("stack_size"))
+        else:
+            suggest = _suggested_pages(max(needed * 2, memory.min + SUGGESTED_HEADROOM))
+            fix = Hint("relink with a larger maximum (wasm-ld --max-memory=N), or pass "
+                       "{} to threadify", Suggestion("max_memory", suggest * abi.PAGE))
+        raise UnsupportedModuleError(
+            f"the memory maximum ({effective_max} pages) leaves no room for a thread stack "
+            f"(needs at least {needed} pages)", fix)
+    return max_pages
+
+
+def _suggested_pages(pages: int) -> int:
+    """A maximum to suggest: ``pages`` rounded up to whole MiB, at most 4 GiB."""
+    return min(abi.align_up(pages, SUGGESTED_ALIGN), MAX_WASM32_PAGES)
