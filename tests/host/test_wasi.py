@@ -279,6 +279,51 @@ def test_threads_writing_through_one_descriptor_lose_nothing(tmp_path: Path) -> 
     assert (root / "out.txt").stat().st_size == 4 * 400 * 16384
 
 
+def test_threads_listing_one_directory_each_see_all_of_it(tmp_path: Path) -> None:
+    """Four threads list the same directory descriptor (1500 names: more than one read of the
+    kernel's) 40 times each at once, each time from cookie 1495 (the last seven names, which
+    a listing cut short lacks): every listing is whole. Listing through the descriptor itself,
+    the threads moved each other's read position and listings came out short (in every run of
+    the host before the fix)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for i in range(1500):
+        (root / f"entry-{i:04}").write_bytes(b"")
+    prog = _write(tmp_path, "listers.wasm", wat.module(pages=8, max_pages=8, wasi=("fd_readdir",),
+                                                       body=f"""
+  (func $list (param $buf i32) (result i32)  ;; bytes in the listing's tail
+    (drop (call $fd_readdir (i32.const 3) (local.get $buf) (i32.const 65532) (i64.const 1495)
+                            (i32.add (local.get $buf) (i32.const 65532))))
+    (i32.load (i32.add (local.get $buf) (i32.const 65532))))
+  (func $lists (param $buf i32) (local $i i32)  ;; a listing of another size sets the word at 20
+    (loop $l
+      (if (i32.ne (call $list (local.get $buf)) (i32.load (i32.const 1024)))
+        (then (i32.atomic.store (i32.const 20) (i32.const 1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 40)))))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $lists (i32.mul (local.get $arg) (i32.const 65536)))
+    (drop (i32.atomic.rmw.add (i32.const 16) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 16) (i32.const -1))))
+  (func (export "_start") (local $n i32)
+    (i32.store (i32.const 1024) (call $list (i32.const 65536)))
+    (drop (call $spawn (i32.const 2)))
+    (drop (call $spawn (i32.const 3)))
+    (drop (call $spawn (i32.const 4)))
+    (call $lists (i32.const 65536))
+    (block $done (loop $w
+      (local.set $n (i32.atomic.load (i32.const 16)))
+      (br_if $done (i32.ge_u (local.get $n) (i32.const 3)))
+      (drop (memory.atomic.wait32 (i32.const 16) (local.get $n) (i64.const -1)))
+      (br $w)))
+    ;; exit 0: every listing whole; 1: one was not; 2: the first had not the 7 names either
+    (if (i32.ne (i32.load (i32.const 1024)) (i32.const {7 * (24 + len("entry-0000"))}))
+      (then (call $exit (i32.const 2))))
+    (call $exit (i32.atomic.load (i32.const 20))))"""))
+    proc = run_cli(["--dir", f"{root}::/", str(prog)])
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
 def test_poll_oneoff_accepts_the_longest_timeout(tmp_path: Path) -> None:
     """A timeout of 2^64-1 ns sleeps (it used to overflow the platform's wait and return
     INVAL): a thread polling so is still asleep when the main thread ends the run."""

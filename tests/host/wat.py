@@ -87,6 +87,7 @@ WASI_TYPES = {
     "args_get": "(param i32 i32) (result i32)",
     "environ_sizes_get": "(param i32 i32) (result i32)",
     "environ_get": "(param i32 i32) (result i32)",
+    "fd_readdir": "(param i32 i32 i32 i64 i32) (result i32)",
 }
 
 

@@ -762,44 +762,51 @@ class Wasi:
         self.store(path, name)
         return ESUCCESS
 
-    def _entries(self, entry: FdEntry, first: int) -> Iterator[tuple[int, bytes, int, int]]:
-        """(index, name, inode, type) from position ``first`` of ``.``, ``..`` and the entries.
+    @staticmethod
+    def _names(entry: FdEntry) -> list[bytes]:
+        """The names in the directory, in the order the OS returns them, read through an open
+        file description of their own: ``os.scandir`` on the descriptor itself reads at the
+        position it shares with every other listing of it in progress (another thread's
+        ``fd_readdir`` of the same descriptor), and each listing would miss names."""
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=entry.host_fd)
+        try:
+            with os.scandir(fd) as it:
+                return [os.fsencode(item.name) for item in it]
+        finally:
+            os.close(fd)
 
-        The directory is read afresh on every call, in the order the OS returns it (as
-        wasmtime does); entries before ``first`` are skipped without a stat.
-        """
+    @staticmethod
+    def _entries(entry: FdEntry, names: list[bytes],
+                 first: int) -> Iterator[tuple[int, bytes, int, int]]:
+        """(index, name, inode, type) from position ``first`` of ``.``, ``..`` and ``names``;
+        names before ``first`` are skipped without a stat."""
         if first < 2:
             own = _inode(os.fstat(entry.host_fd))
             yield from [(i, name, own, FT_DIR) for i, name in ((0, b"."), (1, b".."))
                         if i >= first]
-        with os.scandir(entry.host_fd) as it:
-            for index, item in enumerate(it, start=2):
-                if index < first:
-                    continue
-                try:
-                    st = item.stat(follow_symlinks=False)
-                    kind, ino = _filetype(st.st_mode), _inode(st)
-                except OSError:
-                    kind, ino = FT_UNKNOWN, 0
-                yield index, os.fsencode(item.name), ino, kind
-
-    @staticmethod
-    def _check_names(entry: FdEntry) -> None:
-        """wasmtime lists a directory only when every name in it is UTF-8 (else ``ILSEQ``)."""
-        with os.scandir(entry.host_fd) as it:
-            for item in it:
-                try:
-                    os.fsencode(item.name).decode()
-                except UnicodeDecodeError:
-                    raise WasiError(EILSEQ) from None
+        for index in range(max(first, 2), len(names) + 2):
+            name = names[index - 2]
+            try:
+                st = os.stat(name, dir_fd=entry.host_fd, follow_symlinks=False)
+                kind, ino = _filetype(st.st_mode), _inode(st)
+            except OSError:
+                kind, ino = FT_UNKNOWN, 0
+            yield index, name, ino, kind
 
     def fd_readdir(self, fd: int, buf: int, length: int, cookie: int, used: int) -> int:
         entry = self._dir(fd)
-        self._check_names(entry)
+        # The directory is read afresh on every call, as wasmtime reads it; and, as there, it
+        # is listed only when every name in it is UTF-8 (else ILSEQ, whatever the cookie).
+        names = self._names(entry)
+        try:
+            for name in names:
+                name.decode()
+        except UnicodeDecodeError:
+            raise WasiError(EILSEQ) from None
         out = bytearray()
         cap = length
         if cap:
-            for index, name, ino, kind in self._entries(entry, cookie & M64):
+            for index, name, ino, kind in self._entries(entry, names, cookie & M64):
                 head = _DIRENT.pack(index + 1, ino, len(name), kind)
                 out += head[:cap]
                 cap -= min(cap, len(head))
