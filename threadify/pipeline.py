@@ -17,6 +17,8 @@ from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
 from threadify.passes.metadata import (
+    RELOC_DATA,
+    drop_data_relocations,
     drop_offset_sections,
     drop_source_map,
     name_items,
@@ -224,11 +226,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     if writes:
         changes.append(f"{len(writes)} active data segment(s) made passive, written once by "
                        "the first instance")
-        if module.get_custom("reloc.DATA") is not None:
-            # --emit-relocs: its data relocations are offsets into the data section, which a
-            # passive segment (no offset expression) no longer matches
-            module.remove_custom("reloc.DATA")
-            changes.append("reloc.DATA dropped (the data section's layout changed)")
+        if drop_data_relocations(module):
+            changes.append(f"{RELOC_DATA} dropped (the data section's layout changed)")
 
     tls_base = syms.tls_base.index if syms.tls_base is not None else None
     if tls_base is not None:

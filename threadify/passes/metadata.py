@@ -77,8 +77,21 @@ def drop_offset_sections(module: Module) -> list[str]:
 #: The custom section naming a source map, whose columns are byte offsets in the whole file.
 SOURCE_MAP = "sourceMappingURL"
 
+#: The relocations ``--emit-relocs`` keeps for the code and for the data section.
+RELOC_CODE, RELOC_DATA = RELOC_PREFIX + "CODE", RELOC_PREFIX + "DATA"
+
 #: Custom sections besides ``.debug_*`` whose contents are code offsets.
-OFFSET_SECTIONS = frozenset({SOURCE_MAP, "reloc.CODE"})
+OFFSET_SECTIONS = frozenset({SOURCE_MAP, RELOC_CODE})
+
+
+def drop_data_relocations(module: Module) -> bool:
+    """Remove ``reloc.DATA``; whether there was one. For when active segments were made
+    passive: its offsets count into the data section as the input wrote it, offset
+    expressions included, which passive segments no longer have."""
+    if module.get_custom(RELOC_DATA) is None:
+        return False
+    module.remove_custom(RELOC_DATA)
+    return True
 
 
 def drop_source_map(module: Module) -> bool:
