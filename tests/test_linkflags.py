@@ -23,6 +23,7 @@ builds them.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -385,3 +386,24 @@ def test_source_map_is_dropped_as_the_code_moves_in_the_file() -> None:
     assert code_after[1] > code_before[1]  # the code starts later in the file
     assert "sourceMappingURL" not in after.custom_names()
     assert _debug_sections(after) == _debug_sections(Module.decode(data))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wasm-opt") is None, reason="binaryen's wasm-opt not installed")
+@pytest.mark.parametrize("variant", ["nonshared", "shared-import"])
+def test_wasm_opt_after_threadify_keeps_threads_working(variant: str, tmp_path: Path) -> None:
+    """docs/inputs.md, "Optimised after linking": run wasm-opt after threadify, not before. Its
+    output, optimised with threads enabled, still validates and runs the program's threads and
+    TLS checks (on the bundled host and wasmtime 46)."""
+    entry = next(e for e in MODULES if e["program"] == "tls" and e["variant"] == variant)
+    made, optimised = tmp_path / "made.wasm", tmp_path / "optimised.wasm"
+    made.write_bytes(threadify.transform((HERE / entry["file"]).read_bytes()))
+    subprocess.run(["wasm-opt", "-O2", "--enable-threads", "--enable-bulk-memory",
+                    "--enable-mutable-globals", "--enable-sign-ext",
+                    "--enable-nontrapping-float-to-int", str(made), "-o", str(optimised)],
+                   check=True, capture_output=True, timeout=300)
+    assert optimised.read_bytes() != made.read_bytes()
+    assert_valid(optimised.read_bytes(), THREADS_FEATURES)
+    for host in ("threadify", "wasmtime-46.0.1"):
+        run = run_on(host, entry, optimised)
+        assert run.returncode == 0 and entry["stdout"] in run.stdout, (host, run.stderr)
