@@ -31,6 +31,9 @@ _TYPE_NAMES = {"i": "i32", "I": "i64", "f": "f32", "F": "f64", "r": "funcref", "
                "V": "v128", "?": "unsupported"}
 #: What Rust's ``f32``/``f64`` ``from_str`` accepts (compiled only when a float is parsed).
 _FLOAT = r"[+-]?(?:inf|infinity|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)"
+#: An ``f32``: 23 stored significand bits, the smallest normal exponent, the first power of two
+#: past the largest finite value, and the most significant digits any value needs to read back.
+_F32_FRACTION_BITS, _F32_MIN_EXPONENT, _F32_OVERFLOW, _F32_MAX_DIGITS = 23, -126, 2.0 ** 128, 9
 
 
 class EntryPoints:
@@ -98,10 +101,11 @@ def f32_from_text(text: str) -> float:
     exponent = exact.numerator.bit_length() - exact.denominator.bit_length()
     if exact < Fraction(2) ** exponent:
         exponent -= 1
-    shift = 23 - max(exponent, -126)  # 24 significant bits; subnormals keep a fixed scale
+    # 24 significant bits; subnormals keep the smallest normal number's scale
+    shift = _F32_FRACTION_BITS - max(exponent, _F32_MIN_EXPONENT)
     mantissa = round(exact * Fraction(2) ** shift)  # round half to even
     result = float(Fraction(mantissa) / Fraction(2) ** shift)
-    if result >= 2.0 ** 128:
+    if result >= _F32_OVERFLOW:
         result = float("inf")
     return -result if value < 0 else result
 
@@ -114,7 +118,7 @@ def rust_float(value: float, single: bool) -> str:
     if value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     if single:
-        for digits in range(1, 10):
+        for digits in range(1, _F32_MAX_DIGITS + 1):
             text = f"{value:.{digits - 1}e}"
             if f32_from_text(text) == value:
                 break
