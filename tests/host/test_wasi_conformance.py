@@ -23,6 +23,7 @@ import pytest
 
 from tests.host import wasi_diff
 from tests.host.wasi_diff import WASI_FIXTURES
+from tests.tooling import slow_unless
 
 # program -> (arguments, environment, stdin, exit code). The raw-import programs end with a
 # "checks=N" line; libc.c goes through wasi-libc's own functions and exits 3.
@@ -182,27 +183,23 @@ def test_a_preview0_only_module_prints_from_main_thread(tmp_path: Path) -> None:
     assert (ours.code, ours.stdout, ours.stderr) == (0, "From main thread\n", "")
 
 
+def _case_runs_as_on_wasmtime_46(program: str, case: int, tmp_path: Path) -> None:
+    """``PROGRAM.wasm CASE``, a program that makes one call per run (argv[1] picks it), on both
+    hosts: the same stdout and exit code."""
+    reference, ours = wasi_diff.both(WASI_FIXTURES / f"{program}.wasm", tmp_path, [str(case)])
+    assert reference.stdout.startswith(f"case {case}\n"), reference.stderr
+    assert (ours.code, ours.stdout) == (reference.code, reference.stdout), ours.stderr
+
+
 # traps.wasm: argv[1] selects a call that ends the program (exit 1 on wasmtime's CLI) or, for a
 # few, returns an errno where one might expect an abort. Cases 1-52.
 TRAP_CASES = list(range(1, 53))
 FAST_TRAP_CASES = [1, 8, 31, 36, 39]  # a bad pointer, a bad flag, a bad subscription, exits
 
 
-def _trap_case(case: int, tmp_path: Path) -> None:
-    reference, ours = wasi_diff.both(WASI_FIXTURES / "traps.wasm", tmp_path, [str(case)])
-    assert reference.stdout.startswith(f"case {case}\n"), reference.stderr
-    assert (ours.code, ours.stdout) == (reference.code, reference.stdout), ours.stderr
-
-
-@pytest.mark.parametrize("case", FAST_TRAP_CASES)
+@pytest.mark.parametrize("case", slow_unless(lambda c: c in FAST_TRAP_CASES, TRAP_CASES))
 def test_ending_calls_end_the_run_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
-    _trap_case(case, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in TRAP_CASES if c not in FAST_TRAP_CASES])
-def test_every_ending_call_ends_the_run_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
-    _trap_case(case, tmp_path)
+    _case_runs_as_on_wasmtime_46("traps", case, tmp_path)
 
 
 # traporder.wasm: argv[1] selects a call with two things wrong (a descriptor not open or of the
@@ -213,21 +210,10 @@ TRAP_ORDER_CASES = [*range(1, 39), *range(40, 56), *range(60, 69), *range(70, 88
 FAST_TRAP_ORDER_CASES = [3, 113, 142]  # buffer after descriptor; empty array; storing nothing
 
 
-def _trap_order_case(case: int, tmp_path: Path) -> None:
-    reference, ours = wasi_diff.both(WASI_FIXTURES / "traporder.wasm", tmp_path, [str(case)])
-    assert reference.stdout.startswith(f"case {case}\n"), reference.stderr
-    assert (ours.code, ours.stdout) == (reference.code, reference.stdout), ours.stderr
-
-
-@pytest.mark.parametrize("case", FAST_TRAP_ORDER_CASES)
+@pytest.mark.parametrize("case", slow_unless(lambda c: c in FAST_TRAP_ORDER_CASES,
+                                             TRAP_ORDER_CASES))
 def test_which_of_two_faults_decides_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
-    _trap_order_case(case, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in TRAP_ORDER_CASES if c not in FAST_TRAP_ORDER_CASES])
-def test_every_pair_of_faults_decides_as_on_wasmtime_46(case: int, tmp_path: Path) -> None:
-    _trap_order_case(case, tmp_path)
+    _case_runs_as_on_wasmtime_46("traporder", case, tmp_path)
 
 
 def _exit_codes(wat: str, tmp_path: Path, prepare: Callable[[Path], None]) -> list[int]:
