@@ -407,3 +407,18 @@ def test_wasm_opt_after_threadify_keeps_threads_working(variant: str, tmp_path: 
     for host in ("threadify", "wasmtime-46.0.1"):
         run = run_on(host, entry, optimised)
         assert run.returncode == 0 and entry["stdout"] in run.stdout, (host, run.stderr)
+
+
+def test_external_debug_info_follows_the_dwarf() -> None:
+    """``external_debug_info`` names a separate file of DWARF for this module (``-gseparate-
+    dwarf`` builds): it counts from the code section as the embedded DWARF does, so it is kept
+    while the bodies stay where they were and dropped, with the DWARF, when ``--stack-check``
+    moves them."""
+    module = Module.decode((HERE / "wasm/tls.shared-debug.wasm").read_bytes())
+    module.set_custom("external_debug_info", b"\x0dtls.debug.wasm")
+    data = module.encode()
+    kept = Module.decode(threadify.transform(data)).custom_names()
+    assert "external_debug_info" in kept and _debug_sections(Module.decode(data))
+    with pytest.warns(UserWarning, match="dropped .*external_debug_info"):
+        checked = Module.decode(threadify.transform(data, stack_check=True)).custom_names()
+    assert "external_debug_info" not in checked

@@ -63,10 +63,11 @@ def read_section(payload: bytes) -> dict[str, Any]:
 
 
 def drop_offset_sections(module: Module) -> list[str]:
-    """Remove the custom sections that address code by byte offset — DWARF (``.debug_*``),
-    ``sourceMappingURL`` and the relocations of ``--emit-relocs`` (``reloc.CODE``) — and
-    return their names, sorted. For when existing function bodies moved: those sections would
-    point at the wrong instructions (docs/stack-check.md, "Debug information")."""
+    """Remove the custom sections that address code by byte offset — DWARF (``.debug_*``, or
+    the name of a file of it), ``sourceMappingURL``, the relocations of ``--emit-relocs``
+    (``reloc.CODE``) — and return their names, sorted. For when existing function bodies
+    moved: those sections would point at the wrong instructions (docs/stack-check.md, "Debug
+    information")."""
     dropped = sorted({name for name in module.custom_names()
                       if name.startswith(".debug_") or name in OFFSET_SECTIONS})
     for name in dropped:
@@ -80,8 +81,9 @@ SOURCE_MAP = "sourceMappingURL"
 #: The relocations ``--emit-relocs`` keeps for the code and for the data section.
 RELOC_CODE, RELOC_DATA = RELOC_PREFIX + "CODE", RELOC_PREFIX + "DATA"
 
-#: Custom sections besides ``.debug_*`` whose contents are code offsets.
-OFFSET_SECTIONS = frozenset({SOURCE_MAP, RELOC_CODE})
+#: Custom sections besides ``.debug_*`` whose contents are code offsets, or that name a file
+#: of them (``external_debug_info``: DWARF kept apart, ``-gseparate-dwarf``).
+OFFSET_SECTIONS = frozenset({SOURCE_MAP, RELOC_CODE, "external_debug_info"})
 
 
 def drop_data_relocations(module: Module) -> bool:
