@@ -422,3 +422,16 @@ def test_external_debug_info_follows_the_dwarf() -> None:
     with pytest.warns(UserWarning, match="dropped .*external_debug_info"):
         checked = Module.decode(threadify.transform(data, stack_check=True)).custom_names()
     assert "external_debug_info" not in checked
+
+
+def test_stripped_features_name_the_flag_that_keeps_them() -> None:
+    """``--strip-all`` removes ``target_features``, and a non-shared module then cannot show
+    that its code has atomics: the fix names wasm-ld's ``--keep-section=target_features``, and
+    the same program linked so is accepted (class B)."""
+    by_variant = {e["variant"]: e for e in MODULES if e["program"] == "tls"}
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform((HERE / by_variant["nonshared-strip-all"]["file"]).read_bytes())
+    assert "--keep-section=target_features" in str(caught.value.fix)
+    kept = by_variant["nonshared-Os-stripped"]
+    assert "--strip-all --keep-section=target_features" in kept["link_flags"]
+    assert threadify.inspect((HERE / kept["file"]).read_bytes()).verdict == "B"

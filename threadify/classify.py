@@ -231,8 +231,9 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         return result.reject(
             "cannot tell whether the code was compiled with atomics (no target_features section "
             "and the memory is not shared)",
-            Hint("compile with -matomics -mbulk-memory and keep the target_features section, or "
-                 "pass {}", ALLOW_NON_ATOMIC))
+            Hint("compile with -matomics -mbulk-memory and keep the target_features section "
+                 "(with --strip-all: wasm-ld --keep-section=target_features), or pass {}",
+                 ALLOW_NON_ATOMIC))
 
     # -- linker symbols -----------------------------------------------------------------------
     syms = find_symbols(module)
