@@ -126,3 +126,58 @@ def test_a_trailing_slash_follows_a_final_link_that_is_not_to_be_followed(
             assert stat.S_ISLNK(os.fstat(fd).st_mode) == is_link, path
         finally:
             os.close(fd)
+
+
+@pytest.mark.parametrize(("path", "error"), [("new/", IsADirectoryError),
+                                             ("sub/new//", IsADirectoryError),
+                                             ("new/.", FileNotFoundError),
+                                             ("new/./", FileNotFoundError)])
+def test_creating_through_a_trailing_slash_creates_nothing(mode: str, root: int, path: str,
+                                                           error: type[OSError]) -> None:
+    """``open`` makes files, not directories: a missing name followed by a slash is
+    ``EISDIR``, one followed by ``/.`` a directory that is not there."""
+    with pytest.raises(error):
+        sandbox.open_beneath(root, path, os.O_CREAT | os.O_WRONLY)
+    for folder in (".", "sub"):
+        with pytest.raises(FileNotFoundError):
+            os.stat(f"{folder}/new", dir_fd=root, follow_symlinks=False)
+
+
+def test_the_fallback_walk_resolves_as_the_kernel_does(root: int, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """3000 paths made of the tree's names, links (inside, escaping, dangling, looping, to
+    ``.``), ``.``, ``..``, empty parts and trailing slashes, opened with each way of following
+    or not: the walk (old kernels) finds the same file or the same error as ``openat2``."""
+    import errno
+    import random
+
+    base = tmp_path / "root"
+    (base / "dir_link").symlink_to("sub")
+    (base / "dangling").symlink_to("nothing")
+    (base / "self").symlink_to(".")
+    (base / "up").symlink_to("sub/..")
+    names = ["in.txt", "sub", "deeper", "..", ".", "", "up_link", "chain", "loop", "dir_link",
+             "link_dir", "missing", "dangling", "self", "up", "link_file", "abs_link"]
+    flag_sets = [os.O_RDONLY, os.O_PATH, os.O_PATH | os.O_NOFOLLOW, os.O_RDONLY | os.O_DIRECTORY,
+                 os.O_RDONLY | os.O_NOFOLLOW, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW]
+
+    def outcome(path: str, flags: int) -> object:
+        try:
+            fd = sandbox.open_beneath(root, path, flags)
+        except sandbox.Escape:
+            return "escape"
+        except OSError as exc:
+            return errno.errorcode[exc.errno or 0]
+        st = os.fstat(fd)
+        os.close(fd)
+        return st.st_ino, st.st_mode
+
+    rng = random.Random(7)
+    cases = [("/".join(rng.choice(names) for _ in range(rng.randint(1, 4)))
+              + rng.choice(["", "", "", "/"]), rng.choice(flag_sets)) for _ in range(3000)]
+    kernel = [outcome(path, flags) for path, flags in cases]
+    monkeypatch.setattr(sandbox, "_have_openat2", False)
+    walked = [outcome(path, flags) for path, flags in cases]
+    differing = [(case, k, w) for case, k, w in zip(cases, kernel, walked, strict=True) if k != w]
+    assert not differing, differing[:5]
+    assert len(set(map(str, kernel))) > 10  # (the paths do reach many files and errors)

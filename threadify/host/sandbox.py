@@ -123,9 +123,12 @@ def _walk_open(dirfd: int, path: str, flags: int, mode: int) -> int:
             try:
                 st = os.stat(part, dir_fd=cur, follow_symlinks=False)
             except FileNotFoundError:
-                if last and flags & os.O_CREAT:
-                    return os.open(part, flags | os.O_NOFOLLOW, mode, dir_fd=cur)
-                raise
+                if not (last and flags & os.O_CREAT):
+                    raise
+                if trailing_dir:  # open makes no directory: "new/" is EISDIR, "new/." NOENT
+                    err = errno.ENOENT if path.rstrip("/").endswith("/.") else errno.EISDIR
+                    raise OSError(err, os.strerror(err), path) from None
+                return os.open(part, flags | os.O_NOFOLLOW, mode, dir_fd=cur)
             if stat_mod.S_ISLNK(st.st_mode) and not (last and no_follow):
                 links += 1
                 if links > _MAX_SYMLINKS:
