@@ -33,7 +33,7 @@ ECHO = """(module
     (drop (call $ag (i32.const 1024) (i32.const 16384)))
     (call $print (i32.const 16384))))"""
 
-#: Copies stdin to stdout; exits 50 + errno when a read fails.
+#: Copies stdin to stdout; exits 50 + errno when a read fails, 70 + errno when a write does.
 CAT = """(module
   (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
@@ -46,7 +46,8 @@ CAT = """(module
       (if (local.get $e) (then (call $exit (i32.add (i32.const 50) (local.get $e)))))
       (if (i32.eqz (i32.load (i32.const 8))) (then (return)))
       (i32.store (i32.const 4) (i32.load (i32.const 8)))
-      (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (local.set $e (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (if (local.get $e) (then (call $exit (i32.add (i32.const 70) (local.get $e)))))
       (br $l))))"""
 
 
