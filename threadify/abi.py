@@ -60,6 +60,10 @@ CANARY = 0x7E_AD_BE_EF
 START_FUNC = 0  #: index of a ``void (*)(void *)`` in table 0
 START_ARG = 4  #: the argument ``func`` is called with
 
+#: Alignment of every stack pointer value (the C ABI's): lld aligns the stack's top and bottom
+#: to it, and threadify's stacks and stack sizes keep it.
+STACK_ALIGN = 16
+
 DEFAULT_STACK_SIZE = 1 << 20
 DEFAULT_MAX_MEMORY = 1 << 30
 

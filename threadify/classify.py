@@ -107,7 +107,7 @@ class Analysis:
 #: The option that accepts code compiled without atomics, as hints suggest it.
 ALLOW_NON_ATOMIC = Suggestion("allow_non_atomic", True)
 #: The least alignment a TLS block gets (16 bytes, as the stack is aligned).
-MIN_TLS_ALIGN = 16
+MIN_TLS_ALIGN = abi.STACK_ALIGN
 #: The most alignment taken from the ``.tdata`` address when ``__tls_align`` is absent.
 GUESSED_TLS_ALIGN_MAX = 4096
 

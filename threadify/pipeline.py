@@ -77,7 +77,7 @@ class Options:
     def check(self) -> None:
         if isinstance(self.stack_size, bool) or not isinstance(self.stack_size, int):
             raise ThreadifyError("stack size must be an integer number of bytes")
-        if self.stack_size <= 0 or self.stack_size % 16:
+        if self.stack_size <= 0 or self.stack_size % abi.STACK_ALIGN:
             raise ThreadifyError(f"stack size {self.stack_size} is not a positive multiple of 16",
                                  Hint("pass e.g. {}", Suggestion("stack_size", 1 << 20)))
         if self.stack_size >= 1 << 31:
@@ -302,7 +302,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         "abi": abi.ABI_VERSION,
         "version": __version__,
         "class": analysis.verdict,
-        "options": {k: v for k, v in asdict(options).items()},
+        "options": asdict(options),
         "control_block": control,
         "blocks_from": blocks_from,
         "control_on_stack": blocks_from == memory.type.min * abi.PAGE,

@@ -509,10 +509,10 @@ class _Run:
         self.report.checks.append(f"data written exactly once ({len(marked)} segments "
                                   "watched)")
 
-        before = mem.read(control, 32)
+        before = mem.read(control, abi.CONTROL_BYTES)
         destroy = main.exports(main_store)[abi.EXPORT_DESTROY]
         destroy(main_store)
-        if mem.read(control, 32) != before:
+        if mem.read(control, abi.CONTROL_BYTES) != before:
             self.fail("threadify_thread_destroy on the main instance changed the free list")
         self.report.checks.append("destroy is a no-op on the main instance")
         self.report.threads_per_wave = self.threads

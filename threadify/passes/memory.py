@@ -91,7 +91,7 @@ def place_control_block(module: Module, stack_pointer: int, initial_end: int,
     """
     top = defined_global_init(module, stack_pointer)
     fallback = initial_end, initial_end + abi.CONTROL_PAGES * abi.PAGE
-    if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % 16:
+    if top is None or top < abi.MIN_STACK_FOR_CONTROL or top % abi.STACK_ALIGN:
         return fallback
     control = top - abi.CONTROL_BYTES
     # by end, highest first: once a range ends at or below the block, all later ones do too.
@@ -103,7 +103,7 @@ def place_control_block(module: Module, stack_pointer: int, initial_end: int,
         if end <= control:
             break
         if start < control + abi.CONTROL_BYTES and start < end:
-            control = (start - abi.CONTROL_BYTES) & ~15
+            control = (start - abi.CONTROL_BYTES) & ~(abi.STACK_ALIGN - 1)
     if control < top - CONTROL_SEARCH or control < abi.MIN_STACK_FOR_CONTROL - abi.CONTROL_BYTES:
         return fallback
     local = stack_pointer - module.num_imported(ExternKind.GLOBAL)

@@ -125,7 +125,7 @@ def main_stack(module: Module, syms: LinkerSymbols,
     if not below:
         stack = StackRange(0, high, "stack first (no data below the initial stack pointer)")
     elif syms.data_end_value is not None and 0 < syms.data_end_value <= high:
-        stack = StackRange(abi.align_up(syms.data_end_value, 16), high,
+        stack = StackRange(abi.align_up(syms.data_end_value, abi.STACK_ALIGN), high,
                            "data first, stack from __data_end")
     elif first_used < high - abi.CONTROL_BYTES:
         # the control block stepped below data at the stack's top: a snapshot, and what lies
@@ -136,7 +136,7 @@ def main_stack(module: Module, syms: LinkerSymbols,
                        f"data below may be the stack's old contents or the program's",
                        "link with --export=__stack_low --export=__stack_high, or ")
     else:
-        stack = StackRange(min(abi.align_up(max(below), 16), high), high,
+        stack = StackRange(min(abi.align_up(max(below), abi.STACK_ALIGN), high), high,
                            "data first, stack from the end of the data below it")
     if stack.high - stack.low <= RED_ZONE:
         # every frame would trap: data lies right under where the stack starts (a snapshot's
