@@ -53,6 +53,18 @@ def with_stale_stack(data: bytes, length: int, fill: int = 0xA5) -> tuple[bytes,
     return module.encode(), start
 
 
+def in_pieces(data: bytes) -> tuple[bytes, int]:
+    """``data`` with a stale stack in two pieces: :data:`STALE` bytes under the stack's top,
+    and ``[top - 2048, top - 1024)``; returns the module and the top."""
+    data, start = with_stale_stack(data, STALE)
+    top = start + STALE
+    data, _start = with_stale_stack(data, 1024)
+    module = Module.decode(data)
+    module.data[-1] = DataSegment(False, 0, b"\x41" + sleb(top - 2048) + b"\x0b",
+                                  bytes([0xA5]) * 1024)
+    return module.encode(), top
+
+
 def layout(output: bytes) -> dict[str, object]:
     payload = Module.decode(output).get_custom(abi.CUSTOM_SECTION)
     assert payload is not None
@@ -145,16 +157,25 @@ def test_stack_check_refuses_a_stack_it_cannot_tell_from_data() -> None:
     data-first layout, the module cannot tell; taking it for data gave a main stack of a
     kilobyte whose first deeper frame trapped (this layout is stack first: ``[0, top)``).
     Without ``__data_end`` or ``__stack_low``/``__stack_high`` it is refused, naming the way out."""
-    data, start = with_stale_stack(BASE.read_bytes(), STALE)
-    top = start + STALE
-    data, _deeper = with_stale_stack(data, 1024)
-    module = Module.decode(data)
-    module.data[-1] = DataSegment(False, 0, b"\x41" + sleb(top - 2048) + b"\x0b",
-                                  bytes([0xA5]) * 1024)  # [top - 2048, top - 1024)
-    data = module.encode()
+    data, top = in_pieces(BASE.read_bytes())
+    start = top - STALE
     record = layout(threadify.transform(data))  # without the checks: the block finds its gap
     assert top - 1024 < int(record["control_block"]) < start  # type: ignore[call-overload]
     with pytest.raises(threadify.ThreadifyError) as caught:
         threadify.transform(data, stack_check=True)
     assert "cannot tell where the main stack ends" in caught.value.problem
     assert "__stack_low" in str(caught.value.fix) and "stack_check=False" in str(caught.value.fix)
+
+
+def test_stack_check_takes_the_stack_from_lld_symbols_in_a_snapshot() -> None:
+    """The way out the refusal names: with ``__stack_low``/``__stack_high`` (here exported,
+    a data-first layout) the pieces of stale stack do not matter, and the main stack is
+    lld's own, verified at its limits."""
+    base = FIXTURES / "stack/wasm/overflow.nonshared-datafirst-stackexports.wasm"
+    data, top = in_pieces(base.read_bytes())
+    output = threadify.transform(data, stack_check=True)
+    checked = layout(output)["stack_check"]
+    assert isinstance(checked, dict)
+    assert checked["main_stack"][1] == top and "__stack_low" in str(checked["main_stack_how"])
+    assert checked["main_stack"][0] < top - 2048
+    verify(output)
