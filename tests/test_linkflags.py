@@ -435,3 +435,12 @@ def test_stripped_features_name_the_flag_that_keeps_them() -> None:
     kept = by_variant["nonshared-Os-stripped"]
     assert "--strip-all --keep-section=target_features" in kept["link_flags"]
     assert threadify.inspect((HERE / kept["file"]).read_bytes()).verdict == "B"
+
+
+def test_malformed_relocations_are_left_as_they_are() -> None:
+    """A ``reloc.*`` section whose target index cannot be read (cut short) names no section:
+    it is copied as it came rather than rewritten into one that names some section."""
+    module = Module.decode((HERE / "wasm/tls.nonshared.wasm").read_bytes())
+    module.set_custom("reloc.X", b"\x80")
+    after = Module.decode(threadify.transform(module.encode()))
+    assert after.get_custom("reloc.X") == b"\x80"

@@ -16,14 +16,12 @@ from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
-from threadify.passes.metadata import (
+from threadify.passes.metadata import name_items, record_producer, record_section
+from threadify.passes.offsets import (
     RELOC_DATA,
     drop_data_relocations,
     drop_offset_sections,
     drop_source_map,
-    name_items,
-    record_producer,
-    record_section,
     relocation_targets,
     retarget_relocations,
 )

@@ -42,7 +42,7 @@ from threadify import abi
 from threadify.errors import Hint, Suggestion, UnsupportedModuleError
 from threadify.linker import LinkerSymbols, defined_global_init, find_global, i32_const_expr
 from threadify.passes.memory import initialised_ranges
-from threadify.passes.metadata import drop_offset_sections
+from threadify.passes.offsets import drop_offset_sections
 from threadify.wasm import (
     I32,
     FunctionBody,
