@@ -16,7 +16,12 @@ from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
 from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
-from threadify.passes.metadata import name_items, record_producer, record_section
+from threadify.passes.metadata import (
+    name_items,
+    record_features,
+    record_producer,
+    record_section,
+)
 from threadify.passes.offsets import (
     RELOC_DATA,
     drop_data_relocations,
@@ -296,6 +301,10 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
 
     name_items(module, injected.functions, injected.globals)
     record_producer(module, __version__)
+    features = record_features(module)
+    if features:
+        changes.append(f"target_features: {', '.join(features)} added (threadify's code uses "
+                       "them)")
     record: dict[str, Any] = {
         "abi": abi.ABI_VERSION,
         "version": __version__,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from threadify.wasm import Module, NameSection, Producers
+from threadify.wasm import Module, NameSection, Producers, TargetFeatures
 
 FUNCTION_NAMES = 1  # name subsection ids
 GLOBAL_NAMES = 7
@@ -36,6 +36,31 @@ def record_producer(module: Module, version: str) -> None:
     producers = module.decode_custom("producers", Producers.decode) or Producers()
     producers.add("processed-by", "threadify", version)
     module.set_custom("producers", producers.encode())
+
+
+#: The features threadify's own code uses, whatever the program's: atomic instructions on a
+#: shared memory, and ``memory.init`` / ``data.drop`` (bulk memory).
+RUNTIME_FEATURES = ("atomics", "bulk-memory")
+
+
+def record_features(module: Module) -> list[str]:
+    """Add :data:`RUNTIME_FEATURES` the module's ``target_features`` section lacks (a module
+    without the section keeps having none); returns those added.
+
+    Tools read the section to know which features a module may use: binaryen's wasm-opt,
+    which docs/inputs.md says to run after threadify, refuses the atomic operations of a
+    module whose section does not list ``atomics`` -- the output of every input accepted
+    with ``allow_non_atomic``. Sorted by name, as lld writes them."""
+    features = module.decode_custom("target_features", TargetFeatures.decode)
+    if features is None:
+        return []
+    added = [feature for feature in RUNTIME_FEATURES if not features.has(feature)]
+    if added:
+        kept = [(prefix, name) for prefix, name in features.features if name not in added]
+        features.features = sorted(kept + [("+", feature) for feature in added],
+                                   key=lambda pair: pair[1])
+        module.set_custom("target_features", features.encode())
+    return added
 
 
 def record_section(module: Module, record: dict[str, Any]) -> bytes:
