@@ -22,7 +22,7 @@ from threadify import abi
 from threadify.errors import Hint, Suggestion, ThreadifyError, UnsupportedModuleError
 from threadify.linker import LinkerSymbols, find_symbols
 from threadify.toolchains import ADVICE, foreign_producer, wasm_bindgen_evidence
-from threadify.wasm import FUNCREF, I32, ExternKind, MemoryType, Module, TargetFeatures
+from threadify.wasm import FUNCREF, I32, Export, ExternKind, MemoryType, Module, TargetFeatures
 
 
 class Verdict(str, Enum):
@@ -96,6 +96,8 @@ class Analysis:
     start_once: int | None = None
     #: lld's ``--shared-memory`` memory initialiser, which every instance runs (docs/abi.md).
     start_every_instance: int | None = None
+    #: Atomics without bulk memory in a non-shared module: thread-locals lowered to globals.
+    tls_lowered: bool = False
 
     def reject(self, problem: str, fix: str | Hint | None = None) -> Analysis:
         self.verdict = Verdict.D
@@ -150,24 +152,54 @@ def _sort_start(module: Module, syms: LinkerSymbols, result: Analysis) -> None:
 
 
 def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
-    """Classify ``module`` and gather the facts the passes need."""
+    """Classify ``module`` and gather the facts the passes need. The checks run in this order,
+    and the first that fails gives the one reason (and fix) the module is rejected for."""
     result = Analysis(module)
     exports = {e.name: e for e in module.exports}
+    if _thread_ready(module, exports, result):
+        return result
+    rejected = (_other_producer(module, result) or _position_independent(module, result)
+                or _memory(module, result) or _atomics(module, result, allow_non_atomic)
+                or _stack_pointer(module, result) or _tls(module, result)
+                or _table(module, result) or _export_clashes(exports, result))
+    if rejected is not None:
+        return rejected
+    memory, syms = result.memory, result.symbols
+    assert memory is not None and syms is not None
+    if memory.type.shared:
+        result.verdict = Verdict.A
+        result.reasons.append("shared memory (lld --shared-memory output)")
+    else:
+        result.verdict = Verdict.B
+        result.reasons.append("non-shared memory (linked without --shared-memory): memory will "
+                              "be made shared and data written once")
+    _sort_start(module, syms, result)
+    if result.atomics is False:
+        result.reasons.append("code not compiled with atomics, accepted as asked")
+    if result.tls_lowered:
+        result.reasons.append("code compiled without bulk-memory (thread-locals lowered to "
+                              "globals), accepted as asked")
+    return result
 
-    # -- class C: already thread-ready ----------------------------------------------------
+
+def _thread_ready(module: Module, exports: dict[str, Export], result: Analysis) -> bool:
+    """Class C: threadify's own output, or a module with its own thread start-up."""
     if module.get_custom(abi.CUSTOM_SECTION) is not None:
         result.verdict = Verdict.C
         result.reasons.append("already processed by threadify (it carries the 'threadify' "
                               "custom section)")
-        return result
+        return True
     start = exports.get(abi.EXPORT_THREAD_START)
     if start is not None and start.kind == ExternKind.FUNC:
         result.verdict = Verdict.C
         result.reasons.append("already thread-ready: it exports wasi_thread_start "
                               "(wasi-libc or Zig thread support)")
-        return result
+        return True
+    return False
 
-    # -- other threads transforms and toolchains (docs/inputs.md) --------------------------
+
+def _other_producer(module: Module, result: Analysis) -> Analysis | None:
+    """A module another threads transform or another toolchain made (docs/inputs.md)."""
     bindgen = wasm_bindgen_evidence(module)
     if bindgen is not None:
         return result.reject(
@@ -180,8 +212,12 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         return result.reject(
             f"the module was built by {producer.describe()}, not wasm-ld ({producer.evidence})",
             ADVICE[producer.name])
+    return None
 
-    # -- position-independent code ----------------------------------------------------------
+
+def _position_independent(module: Module, result: Analysis) -> Analysis | None:
+    """``-shared`` / ``-pie`` output, refused before the memory and atomics checks: its
+    stack belongs to a dynamic loader, whatever else the module lacks."""
     # wasm-ld writes a dylink.0 section (older: dylink) into -shared and -pie output only; such
     # a module imports its stack pointer and memory base from a dynamic loader, or (a library
     # nothing references) has no stack pointer at all (docs/inputs.md).
@@ -190,8 +226,11 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
             "the module is position-independent (it has a dylink.0 section: linked with -shared "
             "or -pie), so a dynamic loader places it and owns its stack",
             "link a static executable (no -shared / -pie / --experimental-pic)")
+    return None
 
-    # -- memory -----------------------------------------------------------------------------
+
+def _memory(module: Module, result: Analysis) -> Analysis | None:
+    """Exactly one 32-bit memory with 64 KiB pages (``result.memory``)."""
     memory, problem = find_memory(module)
     if memory is None:
         assert problem is not None
@@ -201,11 +240,17 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     if memory.type.memory64:
         return result.reject("the memory is a 64-bit memory (memory64)",
                              "threadify supports wasm32 only: build for wasm32")
-    if memory.type.page_size_log2 is not None and memory.type.page_size_log2 != 16:
+    if memory.type.page_size_log2 not in (None, abi.PAGE_SHIFT):
         return result.reject("the memory uses a custom page size",
                              "link without custom page sizes (64 KiB pages)")
+    return None
 
-    # -- atomics ------------------------------------------------------------------------------
+
+def _atomics(module: Module, result: Analysis, allow_non_atomic: bool) -> Analysis | None:
+    """Code compiled with atomics (and bulk memory, without which LLVM lowers thread-locals),
+    as ``target_features`` or a shared memory shows; ``allow_non_atomic`` accepts the rest."""
+    memory = result.memory
+    assert memory is not None
     features = module.decode_custom("target_features", TargetFeatures.decode)
     if features is not None:
         result.atomics = features.has("atomics")
@@ -218,9 +263,9 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     # memory.init) and marks such objects -shared-mem, so lld refuses them --shared-memory; a
     # non-shared link drops the marker, and the missing +bulk-memory is the only trace left
     # (docs/inputs.md).
-    tls_lowered = (features is not None and result.atomics is True and not memory.type.shared
-                   and not features.has("bulk-memory"))
-    if tls_lowered and not allow_non_atomic:
+    result.tls_lowered = (features is not None and result.atomics is True
+                          and not memory.type.shared and not features.has("bulk-memory"))
+    if result.tls_lowered and not allow_non_atomic:
         return result.reject(
             "the code was compiled with atomics but without bulk-memory (target_features lacks "
             "+bulk-memory): LLVM then turns thread-locals into ordinary globals that every "
@@ -234,8 +279,11 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
             Hint("compile with -matomics -mbulk-memory and keep the target_features section "
                  "(with --strip-all: wasm-ld --keep-section=target_features), or pass {}",
                  ALLOW_NON_ATOMIC))
+    return None
 
-    # -- linker symbols -----------------------------------------------------------------------
+
+def _stack_pointer(module: Module, result: Analysis) -> Analysis | None:
+    """lld's stack pointer: found, defined by the module, an i32 (``result.symbols``)."""
     syms = find_symbols(module)
     result.symbols = syms
     if syms.stack_pointer is None:
@@ -251,8 +299,13 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     if module.global_type(syms.stack_pointer.index).valtype != I32:
         return result.reject("__stack_pointer is not an i32 global",
                              "build for wasm32 (not wasm64)")
+    return None
 
-    # -- TLS ----------------------------------------------------------------------------------
+
+def _tls(module: Module, result: Analysis) -> Analysis | None:
+    """The TLS template, size and alignment every thread block gets."""
+    syms = result.symbols
+    assert syms is not None
     if syms.tls_base is not None:
         if syms.tls_base.index < module.num_imported(ExternKind.GLOBAL):
             return result.reject("__tls_base is imported (a position-independent module)",
@@ -291,8 +344,11 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
         return result.reject(
             "the module has a .tdata segment but no __tls_base global was found",
             "keep the name section (drop --strip-all) or link with --export=__tls_base")
+    return None
 
-    # -- table ------------------------------------------------------------------------------
+
+def _table(module: Module, result: Analysis) -> Analysis | None:
+    """Table 0, through which ``wasi_thread_start`` calls the thread's function."""
     tables = [imp.desc for imp in module.imports if imp.kind == ExternKind.TABLE]
     tables += list(module.tables)
     if tables:
@@ -314,8 +370,11 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
             "table, so no thread function can be called: was it optimised after linking "
             "(wasm-opt removes a table only the host would call through)?",
             "run wasm-opt after threadify, not before, or link with --export-table")
+    return None
 
-    # -- export-name clashes ------------------------------------------------------------------
+
+def _export_clashes(exports: dict[str, Export], result: Analysis) -> Analysis | None:
+    """The export names threadify adds are free."""
     for name, kind in ((abi.EXPORT_DESTROY, ExternKind.FUNC),
                        (abi.EXPORT_MEMORY, ExternKind.MEMORY)):
         clash = exports.get(name)
@@ -325,18 +384,4 @@ def analyse(module: Module, *, allow_non_atomic: bool = False) -> Analysis:
     if abi.EXPORT_DESTROY in exports:
         return result.reject(f"the module already exports '{abi.EXPORT_DESTROY}'",
                              "rename that export: threadify adds its own")
-
-    if memory.type.shared:
-        result.verdict = Verdict.A
-        result.reasons.append("shared memory (lld --shared-memory output)")
-    else:
-        result.verdict = Verdict.B
-        result.reasons.append("non-shared memory (linked without --shared-memory): memory will "
-                              "be made shared and data written once")
-    _sort_start(module, syms, result)
-    if result.atomics is False:
-        result.reasons.append("code not compiled with atomics, accepted as asked")
-    if tls_lowered:
-        result.reasons.append("code compiled without bulk-memory (thread-locals lowered to "
-                              "globals), accepted as asked")
-    return result
+    return None
