@@ -444,3 +444,15 @@ def test_malformed_relocations_are_left_as_they_are() -> None:
     module.set_custom("reloc.X", b"\x80")
     after = Module.decode(threadify.transform(module.encode()))
     assert after.get_custom("reloc.X") == b"\x80"
+
+
+def test_dropped_section_names_stay_on_one_line() -> None:
+    """A warning names the sections it dropped, and a module may name a custom section
+    anything: a line break in ``.debug_*``'s name is escaped, so the warning stays one line
+    (it could otherwise forge a ``threadify: error:`` line of its own)."""
+    module = Module.decode((HERE / "wasm/tls.shared-debug.wasm").read_bytes())
+    module.set_custom(".debug_x\nthreadify: error: forged", b"")
+    data = module.encode()
+    texts = threadify.pipeline.run(data, threadify.pipeline.Options(stack_check=True))
+    (warning,) = texts.warning_texts()
+    assert "\n" not in warning and ".debug_x\\nthreadify: error: forged" in warning

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from threadify import __version__, abi
 from threadify.classify import Analysis, analyse
-from threadify.errors import Hint, Renderer, Suggestion, ThreadifyError, UnsupportedModuleError
+from threadify.errors import (
+    Hint,
+    Renderer,
+    Suggestion,
+    ThreadifyError,
+    UnsupportedModuleError,
+    one_line,
+)
 from threadify.passes.memory import initialised_ranges, place_control_block, share_memory
 from threadify.passes.metadata import (
     name_items,
@@ -275,7 +282,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
         changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
                        f"{done.functions} function(s)")
         if done.dropped:
-            dropped = ", ".join(done.dropped).replace("{", "{{").replace("}", "}}")
+            dropped = one_line(", ".join(done.dropped)).replace("{", "{{").replace("}", "}}")
             warnings.append(Hint(f"{{}} moved code, so the debug information (what "
                                  f"addresses code by offset) no longer matched it: dropped "
                                  f"{dropped}",
@@ -292,7 +299,8 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
             warnings.append(Hint(
                 f"adding threadify's functions made the code section's function count one "
                 f"byte longer, which moved all code, so the debug information (what "
-                f"addresses code by offset) no longer matched it: dropped {', '.join(moved)}"))
+                f"addresses code by offset) no longer matched it: dropped "
+                f"{one_line(', '.join(moved))}"))
 
     if drop_source_map(module):
         warnings.append(Hint("threadify's additions to the sections before the code moved "
