@@ -14,11 +14,11 @@ answer as documented instead.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -416,7 +416,7 @@ def _random_tree(root: Path) -> None:
         (root / name).symlink_to(target)
 
 
-def _random_argument(rng: Any, role: str, wide: bool, lengths: list[int]) -> int:
+def _random_argument(rng: random.Random, role: str, wide: bool, lengths: list[int]) -> int:
     """A value for the parameter named ``role`` (the names of ``Wasi``'s methods): mostly
     valid, often wrong in the ways that give an errno (a descriptor not open or of the wrong
     kind, a path that is missing, malformed or escaping); flags stay within their types, so
@@ -427,9 +427,9 @@ def _random_argument(rng: Any, role: str, wide: bool, lengths: list[int]) -> int
         index = rng.randrange(len(RANDOM_PATHS))
         lengths.append(len(RANDOM_PATHS[index].encode()))
         return 0x100 + 32 * index
+    if role in ("path_len", "old_len", "new_len"):  # the length of the path just chosen
+        return lengths.pop(0)
     choices: dict[str, list[int]] = {
-        "path_len": [lengths.pop(0) if lengths else 0], "old_len": [lengths.pop(0)]
-        if lengths else [0], "new_len": [lengths.pop(0) if lengths else 0],
         "iovs": [0x800], "count": [0, 1, 1, 2], "buf": [0x3000, 0x5000],
         "length": [0, 5, 100, 4096], "buf_len": [0, 5, 100], "whence": [0, 1, 2],
         "advice": list(range(6)), "flags": [0, 1], "dirflags": [0, 1], "old_flags": [0, 1],
@@ -447,7 +447,6 @@ def _random_calls(seed: int, count: int) -> str:
     """A program making ``count`` seeded random preview1 calls on descriptors and paths,
     printing each errno (two digits a line)."""
     import inspect
-    import random
 
     from threadify.host.wasi import SIGNATURES, Wasi
 
