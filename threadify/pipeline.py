@@ -38,7 +38,7 @@ from threadify.passes.offsets import (
     retarget_relocations,
 )
 from threadify.passes.segments import passivate
-from threadify.passes.threads import RuntimePlan, ensure_table, inject_runtime
+from threadify.passes.threads import Injected, RuntimePlan, ensure_table, inject_runtime
 from threadify.validation import BackgroundValidation, validated_by_default
 from threadify.wasm import ExternKind, GlobalType, MemoryType, Module
 from threadify.wasm.module import is_mapped
@@ -274,38 +274,9 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     warnings: list[Hint] = []
     checked: dict[str, Any] | None = None
     if stack is not None and limits is not None:
-        injected.globals[stack_check.STACK_LOW] = limits.low
-        injected.globals[stack_check.STACK_HIGH] = limits.high
-        done = stack_check.insert_checks(module, syms.stack_pointer.index, limits,
-                                         injected.functions[stack_check.OVERFLOW],
-                                         program_functions, scan)
-        changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
-                       f"{done.functions} function(s)")
-        if done.dropped:
-            dropped = one_line(", ".join(done.dropped)).replace("{", "{{").replace("}", "}}")
-            warnings.append(Hint(f"{{}} moved code, so the debug information (what "
-                                 f"addresses code by offset) no longer matched it: dropped "
-                                 f"{dropped}",
-                                 Suggestion("stack_check", True)))
-        checked = {"main_stack": [stack.low, stack.high], "main_stack_how": stack.how,
-                   "red_zone": stack_check.RED_ZONE, "checks": done.checks,
-                   "dropped": done.dropped}
-    if count_width and uleb_width(module.function_count()) > count_width:
-        # the bodies' count needs a longer LEB than the input's: every body moves by the
-        # difference (an input with 119 to 127 functions gets past 127), and what addresses
-        # code by offset no longer matches (docs/abi.md, "Preserved")
-        moved = drop_offset_sections(module)
-        if moved:
-            warnings.append(Hint(
-                f"adding threadify's functions made the code section's function count one "
-                f"byte longer, which moved all code, so the debug information (what "
-                f"addresses code by offset) no longer matched it: dropped "
-                f"{one_line(', '.join(moved))}"))
-
-    if drop_source_map(module):
-        warnings.append(Hint("threadify's additions to the sections before the code moved "
-                             "it in the file, so the source map (whose columns are offsets "
-                             "in the file) no longer matched it: dropped sourceMappingURL"))
+        checked = _insert_stack_checks(module, syms.stack_pointer.index, stack, limits,
+                                       injected, program_functions, scan, changes, warnings)
+    warnings += _drop_moved_offsets(module, count_width)
 
     name_items(module, injected.functions, injected.globals)
     record_producer(module, __version__)
@@ -377,3 +348,48 @@ def _maximum_pages(memory: MemoryType, options: Options, layout: abi.BlockLayout
 def _suggested_pages(pages: int) -> int:
     """A maximum to suggest: ``pages`` rounded up to whole MiB, at most 4 GiB."""
     return min(abi.align_up(pages, SUGGESTED_ALIGN), MAX_WASM32_PAGES)
+
+
+def _insert_stack_checks(module: Module, stack_pointer: int, stack: stack_check.StackRange,
+                         limits: stack_check.LimitGlobals, injected: Injected,
+                         program_functions: int, scan: codescan.Insertion | None,
+                         changes: list[str], warnings: list[Hint]) -> dict[str, Any]:
+    """The ``--stack-check`` pass over the program's own bodies, once the runtime (and its
+    overflow function) is in; returns what the ``threadify`` record says of it."""
+    from threadify.passes import stack_check
+
+    injected.globals[stack_check.STACK_LOW] = limits.low
+    injected.globals[stack_check.STACK_HIGH] = limits.high
+    done = stack_check.insert_checks(module, stack_pointer, limits,
+                                     injected.functions[stack_check.OVERFLOW],
+                                     program_functions, scan)
+    changes.append(f"stack-limit checks after {done.checks} stack-pointer write(s) in "
+                   f"{done.functions} function(s)")
+    if done.dropped:
+        dropped = one_line(", ".join(done.dropped)).replace("{", "{{").replace("}", "}}")
+        warnings.append(Hint(f"{{}} moved code, so the debug information (what addresses "
+                             f"code by offset) no longer matched it: dropped {dropped}",
+                             Suggestion("stack_check", True)))
+    return {"main_stack": [stack.low, stack.high], "main_stack_how": stack.how,
+            "red_zone": stack_check.RED_ZONE, "checks": done.checks, "dropped": done.dropped}
+
+
+def _drop_moved_offsets(module: Module, count_width: int) -> list[Hint]:
+    """Drop what addresses bytes that threadify's additions moved (passes/offsets.py), and
+    say so: the code-offset sections when the bodies' count needs a longer LEB than the
+    input's ``count_width`` (an input with 119 to 127 functions gets past 127, and every body
+    moves by the difference: docs/abi.md, "Preserved"), and a source map always."""
+    warnings = []
+    if count_width and uleb_width(module.function_count()) > count_width:
+        moved = drop_offset_sections(module)
+        if moved:
+            warnings.append(Hint(
+                f"adding threadify's functions made the code section's function count one "
+                f"byte longer, which moved all code, so the debug information (what "
+                f"addresses code by offset) no longer matched it: dropped "
+                f"{one_line(', '.join(moved))}"))
+    if drop_source_map(module):
+        warnings.append(Hint("threadify's additions to the sections before the code moved "
+                             "it in the file, so the source map (whose columns are offsets "
+                             "in the file) no longer matched it: dropped sourceMappingURL"))
+    return warnings
