@@ -140,14 +140,15 @@ def test_stack_check_takes_the_stale_bytes_for_stack() -> None:
 
 
 def test_stack_check_refuses_a_stack_it_cannot_find() -> None:
-    """Beyond the control block's search window the stale bytes reach the stack's top, so no
-    main-thread stack is left to check: ``stack_check=True`` is refused, naming the way out,
-    instead of giving a module whose every frame traps."""
+    """Beyond the control block's search window the stale bytes reach the stack's top, so
+    the block takes its own page and the stack starts at the top, right above data: taken for
+    a data-first layout's end, that left no stack at all. ``stack_check=True`` is refused,
+    naming the ways out, instead of giving a module whose every frame traps."""
     data, _start = with_stale_stack(BASE.read_bytes(), CONTROL_SEARCH + 64)
     with pytest.raises(threadify.ThreadifyError) as caught:
         threadify.transform(data, stack_check=True)
-    assert "no main-thread stack" in caught.value.problem
-    assert "stack_check=False" in str(caught.value.fix)
+    assert "cannot tell where the main stack ends" in caught.value.problem
+    assert "__stack_low" in str(caught.value.fix) and "stack_check=False" in str(caught.value.fix)
 
 
 def test_stack_check_refuses_a_stack_it_cannot_tell_from_data() -> None:
@@ -179,3 +180,22 @@ def test_stack_check_takes_the_stack_from_lld_symbols_in_a_snapshot() -> None:
     assert checked["main_stack"][1] == top and "__stack_low" in str(checked["main_stack_how"])
     assert checked["main_stack"][0] < top - 2048
     verify(output)
+
+
+def test_stack_check_refuses_stale_stack_clear_of_the_top() -> None:
+    """A stale piece deeper down only, ``[top - 2048, top - 1024)``, the top itself clear: the
+    control block keeps its usual place, and still data lies below the stack while data also
+    lies above its top (here the program's own, stack first). lld puts data on one side of its
+    stack only, so this is a snapshot, and the data below is refused as ambiguous rather than
+    taken for the end of a data-first layout (a 1 KiB main stack)."""
+    module = Module.decode(BASE.read_bytes())
+    top = _stack_top(module)
+    module.data.append(DataSegment(False, 0, b"\x41" + sleb(top - 2048) + b"\x0b",
+                                   bytes([0xA5]) * 1024))
+    if module.data_count is not None:
+        module.data_count += 1
+    data = module.encode()
+    assert layout(threadify.transform(data))["control_block"] == top - abi.CONTROL_BYTES
+    with pytest.raises(threadify.ThreadifyError) as caught:
+        threadify.transform(data, stack_check=True)
+    assert "cannot tell where the main stack ends" in caught.value.problem

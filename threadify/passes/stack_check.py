@@ -127,13 +127,15 @@ def main_stack(module: Module, syms: LinkerSymbols,
     elif syms.data_end_value is not None and 0 < syms.data_end_value <= high:
         stack = StackRange(abi.align_up(syms.data_end_value, abi.STACK_ALIGN), high,
                            "data first, stack from __data_end")
-    elif first_used < high - abi.CONTROL_BYTES:
-        # the control block stepped below data at the stack's top: a snapshot, and what lies
-        # below the block may be more of its stale stack, in pieces, as much as the data of a
+    elif first_used < high - abi.CONTROL_BYTES or any(end > high for _start, end in ranges):
+        # a snapshot: the control block stepped below data at the stack's top, or data lies
+        # both below the stack and above its top, where lld puts it on one side only. What
+        # lies below may be more of its stale stack, in pieces, as much as the data of a
         # data-first layout
         raise _refusal(f"stack-limit checks cannot tell where the main stack ends: this "
-                       f"module's start-up data reaches its stack's top ({high:#x}), and the "
-                       f"data below may be the stack's old contents or the program's",
+                       f"module looks like a snapshot (start-up data on both sides of its "
+                       f"stack's top, {high:#x}), and the data below may be the stack's old "
+                       f"contents or the program's",
                        "link with --export=__stack_low --export=__stack_high, or ")
     else:
         stack = StackRange(min(abi.align_up(max(below), abi.STACK_ALIGN), high), high,
