@@ -52,6 +52,8 @@ def share_memory(module: Module, max_pages: int | None, default_max_pages: int) 
 
 def _shared(memory: MemoryType, max_pages: int | None, default_max_pages: int,
             changes: list[str]) -> MemoryType:
+    """``memory`` made shared: a shared memory must declare a maximum (the host reserves it
+    up front, since every instance sees the same memory and it can never move)."""
     new_max = memory.max
     if max_pages is not None:
         new_max = max_pages

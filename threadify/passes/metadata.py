@@ -32,7 +32,8 @@ def name_items(module: Module, functions: dict[str, int], globals_: dict[str, in
 
 
 def record_producer(module: Module, version: str) -> None:
-    """``processed-by threadify <version>`` in the ``producers`` section."""
+    """``processed-by threadify <version>`` in the ``producers`` section, where tools and
+    people look to learn what made a module (wasm-bindgen records itself there too)."""
     producers = module.decode_custom("producers", Producers.decode) or Producers()
     producers.add("processed-by", "threadify", version)
     module.set_custom("producers", producers.encode())

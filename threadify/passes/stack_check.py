@@ -79,6 +79,9 @@ class StackRange(NamedTuple):
 
 
 class LimitGlobals(NamedTuple):
+    """Indices of the two per-instance limit globals, which the check reads and
+    ``wasi_thread_start`` sets for each thread."""
+
     low: int
     high: int
 
@@ -274,5 +277,7 @@ def _insert_in_python(module: Module, stack_pointer: int, sequence: bytes,
 
 
 def defined_function_count(module: Module) -> int:
-    """Number of function bodies (the program's own, before threadify adds any)."""
+    """Number of function bodies, counted before threadify adds its own: only the program's
+    bodies get checks (threadify's own code sets the stack pointer only to a new thread's
+    stack, right after its limits)."""
     return module.function_count()
