@@ -42,6 +42,7 @@ from tests.tooling import (
     wasmtime_thread_flags,
 )
 from tests.wasmer_host import run_wasmer
+from threadify import pipeline
 from threadify.wasm import Module
 from threadify.wasm import sections as S
 from threadify.wasm.reader import uleb32_at
@@ -453,6 +454,23 @@ def test_dropped_section_names_stay_on_one_line() -> None:
     module = Module.decode((HERE / "wasm/tls.shared-debug.wasm").read_bytes())
     module.set_custom(".debug_x\nthreadify: error: forged", b"")
     data = module.encode()
-    texts = threadify.pipeline.run(data, threadify.pipeline.Options(stack_check=True))
+    texts = pipeline.run(data, pipeline.Options(stack_check=True))
     (warning,) = texts.warning_texts()
     assert "\n" not in warning and ".debug_x\\nthreadify: error: forged" in warning
+
+
+def test_relocations_of_dropped_dwarf_go_with_it() -> None:
+    """``-g --emit-relocs`` adds ``reloc..debug_info`` and its like, naming a ``.debug_*``
+    section by index: kept and still naming it while the DWARF stays, dropped with it when
+    ``--stack-check`` moves code (they would name some other section, or none)."""
+    module = Module.decode((HERE / "wasm/tls.shared-debug.wasm").read_bytes())
+    names = iter(module.custom_names())
+    keys = [next(names) if sid == 0 else sid for sid in module.section_ids()]
+    module.set_custom("reloc..debug_info", bytes([keys.index(".debug_info")]) + b"\x00")
+    data = module.encode()
+    kept = _reloc_targets(Module.decode(threadify.transform(data)))
+    assert kept == {"reloc..debug_info": ".debug_info"}
+    result = pipeline.run(data, pipeline.Options(stack_check=True))
+    assert "dropped .debug_" in result.warning_texts()[0]
+    assert "reloc..debug_info" not in Module.decode(result.output).custom_names()
+    assert any("reloc..debug_info dropped" in change for change in result.changes)
