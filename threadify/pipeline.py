@@ -310,7 +310,7 @@ def _rewrite(module: Module, analysis: Analysis, options: Options, data: bytes |
     # last, once no section is added or removed any more
     gone = retarget_relocations(module, relocations)
     if gone:
-        changes.append(f"{one_line(', '.join(gone))} dropped (the sections they relocate were "
+        changes.append(f"{one_line(', '.join(gone))} dropped (the sections they refer to were "
                        "dropped)")
     return Result(module, data, analysis.verdict, analysis.reasons, changes, record,
                   validation, warnings)
