@@ -79,9 +79,10 @@ def summary(rows: list[transform.Row], host: dict[str, list[dict[str, Any]]]) ->
         for r in host_rows:
             if "ratio" not in r:
                 continue
-            what = ", ".join(str(r[k]) for k in ("module", "kind", "command") if k in r)
+            what = ", ".join(str(r[k]) for k in ("module", "kind", "shape", "command") if k in r)
             wall = (f"{r['wall_ms']:.1f} ms" if "wall_ms" in r else
-                    f"{r['wall_s']:.3f} s" if "wall_s" in r else "")
+                    f"{r['wall_s']:.3f} s" if "wall_s" in r else
+                    f"{r['wall_us']:.2f} µs per call" if "wall_us" in r else "")
             lines.append(f"| {name} | {what} ({wall} wall) | {r['ratio']:.2f}× |")
     return "\n".join(lines)
 
