@@ -343,12 +343,17 @@ def test_relocations_follow_the_layout(entry: dict[str, Any]) -> None:
     assert "reloc.CODE" not in checked
 
 
+def _section_keys(module: Module) -> list[int | str]:
+    """The module's sections in order: a known section by its id, a custom one by its name."""
+    names = iter(module.custom_names())
+    return [next(names) if sid == 0 else sid for sid in module.section_ids()]
+
+
 def _reloc_targets(module: Module) -> dict[str, int | str]:
     """What each ``reloc.*`` section applies to: the id of its target section, or the name of
     a custom one. Its payload starts with the target's index among all the module's sections
     (the linking convention), so a section added or removed before the target moves it."""
-    names = iter(module.custom_names())
-    keys: list[int | str] = [next(names) if sid == 0 else sid for sid in module.section_ids()]
+    keys = _section_keys(module)
     targets: dict[str, int | str] = {}
     for name, payload in module.custom_sections():
         if name.startswith("reloc."):
@@ -464,9 +469,8 @@ def test_relocations_of_dropped_dwarf_go_with_it() -> None:
     section by index: kept and still naming it while the DWARF stays, dropped with it when
     ``--stack-check`` moves code (they would name some other section, or none)."""
     module = Module.decode((HERE / "wasm/tls.shared-debug.wasm").read_bytes())
-    names = iter(module.custom_names())
-    keys = [next(names) if sid == 0 else sid for sid in module.section_ids()]
-    module.set_custom("reloc..debug_info", bytes([keys.index(".debug_info")]) + b"\x00")
+    index = _section_keys(module).index(".debug_info")
+    module.set_custom("reloc..debug_info", bytes([index]) + b"\x00")
     data = module.encode()
     kept = _reloc_targets(Module.decode(threadify.transform(data)))
     assert kept == {"reloc..debug_info": ".debug_info"}
@@ -480,8 +484,7 @@ def _section_symbols(module: Module) -> list[int | str]:
     """The sections the ``linking`` section's SECTION symbols name (tool conventions'
     Linking.md: subsection 8 is the symbol table, kind 3 a section, its index among all the
     module's sections), as :func:`_reloc_targets` names them."""
-    names = iter(module.custom_names())
-    keys: list[int | str] = [next(names) if sid == 0 else sid for sid in module.section_ids()]
+    keys = _section_keys(module)
     payload = module.get_custom("linking")
     assert payload is not None
     r = Reader(payload)
