@@ -42,7 +42,8 @@ from tests.tooling import (
     wasmtime_thread_flags,
 )
 from tests.wasmer_host import run_wasmer
-from threadify import pipeline
+from threadify import abi, pipeline
+from threadify.passes.stack_check import RED_ZONE
 from threadify.wasm import Module
 from threadify.wasm import sections as S
 from threadify.wasm.reader import Reader, uleb32_at
@@ -248,10 +249,12 @@ THREAD_STACK = 16 * 1024  # --stack-size below
 
 
 def _depth_cells() -> list[Any]:
-    red = 128  # the red zone the checks keep free (docs/stack-check.md)
+    red = RED_ZONE  # the checks keep it free (docs/stack-check.md)
     cells = [
-        # (name, threadify options, program args, the thread that overflows or None)
-        ("main-near-limit", [], ["0", str((MAIN_STACK - 64 - red) // FRAME - 4)], None),
+        # (name, threadify options, program args, the thread that overflows or None); the
+        # main stack loses the control block at its top
+        ("main-near-limit", [], ["0", str((MAIN_STACK - abi.CONTROL_BYTES - red) // FRAME - 4)],
+         None),
         ("main-overflow", [], ["0", str(MAIN_STACK // FRAME + 1)], "main thread"),
         ("thread-near-limit", ["--stack-size", "16KiB"],
          ["2", str((THREAD_STACK - red) // FRAME - 1)], None),
