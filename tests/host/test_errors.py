@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.host import wat
 from tests.host.runner import run_cli
-from tests.tooling import run_wasmtime
+from tests.tooling import run_wasmtime, wasmtime_cli
 
 START = '(func (export "_start")) (func (export "wasi_thread_start") (param i32 i32))'
 SHARED = '(import "env" "memory" (memory 1 1 shared)) (export "memory" (memory 0))'
@@ -128,3 +129,10 @@ def test_proposals_the_wasmtime_cli_leaves_off_are_refused_in_one_line(
     assert proc.returncode == 1
     _check_clean(proc.stderr, "invalid WebAssembly module", needle)
     assert run_wasmtime("46.0.1", path).returncode == 1
+    # The hint names the wasmtime switch that runs it, and with that switch wasmtime does.
+    hint = proc.stderr.splitlines()[1]
+    switch = hint.split("`wasmtime run ")[1].rstrip("`")
+    assert switch.startswith("-W ") and switch.endswith("=y"), hint
+    enabled = subprocess.run([str(wasmtime_cli("46.0.1")), "run", *switch.split(), str(path)],
+                             capture_output=True, text=True, timeout=120)
+    assert enabled.returncode == 0, enabled.stderr

@@ -28,6 +28,7 @@ binary layer's native code scanner (:mod:`threadify.wasm.codescan`) for itself.
 from __future__ import annotations
 
 import os
+import re
 from ctypes import byref, c_uint8, c_void_p
 from typing import Any
 
@@ -279,7 +280,8 @@ def compile_module(engine: Any, source: Source | bytes, name: str | None = None)
     error = capi.wasmtime_module_new(engine.ptr(), data, len(data), byref(out))
     if error:
         first = first_line(capi.error_text(error))
-        raise ThreadifyError(f"{source.name}: invalid WebAssembly module: {first}") from None
+        raise ThreadifyError(f"{source.name}: invalid WebAssembly module: {first}",
+                             proposal_hint(first)) from None
     module = capi.Handle(out.value)
     serialized = capi.wasm_byte_vec_t()
     error = capi.wasmtime_module_serialize(module.ptr(), byref(serialized))
@@ -292,6 +294,35 @@ def compile_module(engine: Any, source: Source | bytes, name: str | None = None)
     capi.wasm_byte_vec_delete(byref(serialized))
     trim(modules, cache_limit())
     return module
+
+
+#: The proposals the host leaves off, each as wasmtime's messages name it (e.g. "exceptions
+#: proposal not enabled", "exception refs not supported without the exception handling
+#: feature", "function references required for index reference types", "struct indexed types
+#: not supported without the gc feature"), with the wasmtime CLI's switch for it.
+_PROPOSALS_OFF = (
+    (re.compile(r"exception"), "exceptions"),
+    (re.compile(r"function references"), "function-references"),
+    (re.compile(r"\bgc\b"), "gc"),
+    (re.compile(r"wide arithmetic"), "wide-arithmetic"),
+)
+_OFF = re.compile(r"not enabled|not supported without|required for")
+
+
+def proposal_hint(message: str) -> str | None:
+    """The way out when a module was refused for a proposal the engine leaves off.
+
+    The host's engine has the proposals the wasmtime CLI has on by default, no more (see
+    :func:`threadify.native.capi.engine` for why), so such a module is valid WebAssembly that
+    this host cannot run; the user needs to know it is not broken and where it does run.
+    """
+    if _OFF.search(message):
+        for words, switch in _PROPOSALS_OFF:
+            if words.search(message):
+                return (f"the module uses the {switch} proposal, which this host leaves off as "
+                        f"the wasmtime CLI does by default; run it with "
+                        f"`wasmtime run -W {switch}=y`")
+    return None
 
 
 def first_line(text: str) -> str:
