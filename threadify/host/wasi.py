@@ -18,7 +18,8 @@ Guest memory is accessed through :class:`~threadify.host.memory.LinearMemory` (b
 checked). Paths go through :mod:`threadify.host.sandbox`, so nothing outside the granted preopens
 is reachable. Each function returns a WASI errno; exceptions are translated here and never reach
 wasmtime (see :mod:`threadify.host.linking`). The older snapshot ``wasi_unstable`` is the same
-implementation seen through :mod:`threadify.host.wasi_unstable`.
+implementation seen through :mod:`threadify.host.wasi_unstable`; ``poll_oneoff``'s
+subscriptions and waiting are in :mod:`threadify.host.poll`.
 """
 
 from __future__ import annotations
@@ -98,13 +99,11 @@ R_PREOPEN_INHERITING = 0xFF7FFFF
 # fstflags
 FST_ATIM, FST_ATIM_NOW, FST_MTIM, FST_MTIM_NOW = 1, 2, 4, 8
 FST_ALL = 15
-# eventtype; subclockflags; eventrwflags
-EV_CLOCK, EV_FD_READ, EV_FD_WRITE = 0, 1, 2
-SUBSCRIPTION_CLOCK_ABSTIME = 1
-FD_READWRITE_HANGUP = 1
 # clockid (the last two, the CPU-time clocks, wasmtime does not have); whence; signal
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
 CLOCK_COUNT, WHENCE_COUNT, SIGNAL_COUNT = 4, 3, 31
+# the guest clocks the host has, and the host clock behind each
+CLOCKS = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC}
 # riflags, sdflags (both two bits); siflags has no flag but is a u16
 RIFLAGS_ALL = SDFLAGS_ALL = 3
 SIFLAGS_MAX = 0xFFFF
@@ -113,15 +112,11 @@ _ADVICE = (os.POSIX_FADV_NORMAL, os.POSIX_FADV_SEQUENTIAL, os.POSIX_FADV_RANDOM,
            os.POSIX_FADV_WILLNEED, os.POSIX_FADV_DONTNEED, os.POSIX_FADV_NOREUSE)
 AT_FDCWD = -100
 
-# Record layouts. FDSTAT and SUB_HEAD (a subscription's userdata and tag) are the same in both
-# snapshots, so wasi_unstable uses them too; filestat and clock subscriptions differ there.
+# Record layouts (poll's subscriptions and events are in threadify.host.poll). FDSTAT is the same
+# in both snapshots, so wasi_unstable uses it too; filestat differs there.
 _FILESTAT = struct.Struct("<QQB7xQQQQQ")
 FDSTAT = struct.Struct("<BxHxxxxQQ")
 _DIRENT = struct.Struct("<QQIB3x")
-_EVENT = struct.Struct("<QHB5xQH6x")
-SUB_HEAD = struct.Struct("<QB")
-_SUB_CLOCK = struct.Struct("<IxxxxQQH")  # preview1: clock id, timeout, precision, flags
-SUB_SIZE = 48  # one preview1 subscription: SUB_HEAD, padding, then the largest variant
 
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
@@ -395,13 +390,16 @@ class Wasi:
         except GuestFault as exc:
             raise GuestTrap(f"pointer out of bounds: {exc}") from None
 
-    def _put32(self, ptr: int, value: int) -> None:
+    def put32(self, ptr: int, value: int) -> None:
+        """Store a u32 result (a count, a size) at an aligned ``ptr``."""
         self.store(ptr, struct.pack("<I", value & M32), 4)
 
     def _put64(self, ptr: int, value: int) -> None:
         self.store(ptr, struct.pack("<Q", value & M64), 8)
 
-    def _array(self, ptr: int, count: int, size: int, align: int) -> bytes:
+    def array(self, ptr: int, count: int, size: int, align: int) -> bytes:
+        """The bytes of ``count`` guest records of ``size`` bytes (iovecs, subscriptions); a
+        pointer out of bounds or not aligned to ``align`` ends the run, as for ``store``."""
         if ptr % align:
             raise GuestMisaligned(f"pointer not aligned to {align}: {ptr:#x}")
         return self._read(ptr, count * size)
@@ -417,7 +415,7 @@ class Wasi:
             return 0, 0
         if 8 * count > HOSTCALL_FUEL:
             raise WasiError(ENOMEM)
-        raw = self._array(iovs, count, 8, 4)
+        raw = self.array(iovs, count, 8, 4)
         for i in range(count):
             buf, length = struct.unpack_from("<II", raw, 8 * i)
             if length:
@@ -454,7 +452,7 @@ class Wasi:
 
     def _strings(self, items: list[bytes], ptrs: int, buf: int) -> int:
         for i, item in enumerate(items):
-            self._put32(ptrs + 4 * i, buf)
+            self.put32(ptrs + 4 * i, buf)
             self.store(buf, item)
             buf += len(item)
         return ESUCCESS
@@ -462,28 +460,26 @@ class Wasi:
     # -- args, environment, clocks, random ---------------------------------------------------
 
     def args_sizes_get(self, argc: int, size: int) -> int:
-        self._put32(argc, len(self.args))
-        self._put32(size, sum(map(len, self.args)))
+        self.put32(argc, len(self.args))
+        self.put32(size, sum(map(len, self.args)))
         return ESUCCESS
 
     def args_get(self, argv: int, buf: int) -> int:
         return self._strings(self.args, argv, buf)
 
     def environ_sizes_get(self, count: int, size: int) -> int:
-        self._put32(count, len(self.env))
-        self._put32(size, sum(map(len, self.env)))
+        self.put32(count, len(self.env))
+        self.put32(size, sum(map(len, self.env)))
         return ESUCCESS
 
     def environ_get(self, environ: int, buf: int) -> int:
         return self._strings(self.env, environ, buf)
 
-    _CLOCKS = {CLOCK_REALTIME: time.CLOCK_REALTIME, CLOCK_MONOTONIC: time.CLOCK_MONOTONIC}
-
     def _clock(self, clock: int) -> int:
         check_enum(clock, CLOCK_COUNT, "clockid")
-        if clock not in self._CLOCKS:  # the CPU-time clocks: wasmtime has none
+        if clock not in CLOCKS:  # the CPU-time clocks: wasmtime has none
             raise WasiError(EBADF)
-        return self._CLOCKS[clock]
+        return CLOCKS[clock]
 
     def clock_res_get(self, clock: int, out: int) -> int:
         host = self._clock(clock)
@@ -549,7 +545,7 @@ class Wasi:
                 n = os.readv(entry.host_fd, [view])
         else:
             raise WasiError(EBADF)
-        self._put32(nread, n)
+        self.put32(nread, n)
         return ESUCCESS
 
     def _write_all(self, host_fd: int, data: bytes) -> int:
@@ -584,7 +580,7 @@ class Wasi:
                         entry.position = at + n
         else:
             n = self._write_all(entry.host_fd, data)
-        self._put32(out, n)
+        self.put32(out, n)
         return ESUCCESS
 
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
@@ -601,7 +597,7 @@ class Wasi:
         if entry.kind != FILE or not entry.readable:
             raise WasiError(EBADF)
         n = os.preadv(entry.host_fd, [self._buffer(buf, length)], offset & M64) if length else 0
-        self._put32(nread, n)
+        self.put32(nread, n)
         return ESUCCESS
 
     def fd_seek(self, fd: int, offset: int, whence: int, out: int) -> int:
@@ -817,7 +813,7 @@ class Wasi:
                 if cap == 0:
                     break
         self.store(buf, bytes(out))
-        self._put32(used, len(out))
+        self.put32(used, len(out))
         return ESUCCESS
 
     # -- paths -------------------------------------------------------------------------------
@@ -869,7 +865,7 @@ class Wasi:
         new_fd = self._push(FdEntry(kind, host_fd, readable=reading, writable=writing,
                                     append=is_file and bool(fdflags & FDF_APPEND),
                                     nonblock=is_file and bool(fdflags & FDF_NONBLOCK)))
-        self._put32(out, new_fd)
+        self.put32(out, new_fd)
         return ESUCCESS
 
     @staticmethod
@@ -987,7 +983,7 @@ class Wasi:
             return EILSEQ
         data = result[0][:buf_len]
         self.store(buf, data)
-        self._put32(used, len(data))
+        self.put32(used, len(data))
         return ESUCCESS
 
     def path_symlink(self, old: int, old_len: int, fd: int, new: int, new_len: int) -> int:
@@ -1046,127 +1042,13 @@ class Wasi:
             os.close(src_parent)
         return ESUCCESS
 
-    # -- poll, sockets -----------------------------------------------------------------------
-
-    @staticmethod
-    def subscription(raw: bytes, offset: int) -> tuple[int, int, int, int, int]:
-        """(userdata, tag, clock id or fd, timeout, flags) of one preview1 subscription (an
-        unknown tag is returned as it is: poll answers it in its turn)."""
-        userdata, tag = SUB_HEAD.unpack_from(raw, offset)
-        if tag > EV_FD_WRITE:
-            return userdata, tag, 0, 0, 0
-        if tag == EV_CLOCK:
-            ident, timeout, _precision, flags = _SUB_CLOCK.unpack_from(raw, offset + 16)
-            return userdata, tag, ident, timeout, flags
-        (ident,) = struct.unpack_from("<I", raw, offset + 16)
-        return userdata, tag, ident, 0, 0
+    # -- poll (threadify.host.poll), sockets -------------------------------------------------
 
     def poll_oneoff(self, subs: int, events: int, count: int, nevents: int) -> int:
-        return self.poll(subs, events, count, nevents, SUB_SIZE, self.subscription)
+        # Imported here, not at the top: poll builds on this module's descriptors and errnos.
+        from threadify.host import poll
 
-    def poll(self, subs: int, events: int, count: int, nevents: int, size: int,
-             parse: Callable[[bytes, int], tuple[int, int, int, int, int]]) -> int:
-        """poll_oneoff over subscriptions of ``size`` bytes read by ``parse``."""
-        if count == 0:
-            return EINVAL
-        if count > 1 and (size + 32) * count > HOSTCALL_FUEL:
-            return ENOMEM
-        raw = self._array(subs, count, size, 8)
-        parsed = [parse(raw, size * i) for i in range(count)]
-        if count == 1 and parsed[0][1] == EV_CLOCK:
-            userdata, _tag, ident, timeout, flags = parsed[0]
-            if ident >= CLOCK_COUNT or flags & ~SUBSCRIPTION_CLOCK_ABSTIME:
-                # (read from memory: an errno, not an abort)
-                raise WasiError(EINVAL)
-            if not flags & SUBSCRIPTION_CLOCK_ABSTIME:
-                # wasmtime sleeps for a lone relative timeout whatever its clock, and reports one
-                # byte (it fills the event as for a descriptor).
-                self._sleep(timeout / 1e9)
-                self.store(events, _EVENT.pack(userdata, 0, EV_CLOCK, 1, 0), 8)
-                self._put32(nevents, 1)
-                return ESUCCESS
-        now = time.monotonic_ns()
-        deadlines: dict[int, int] = {}  # subscription index -> monotonic deadline (ns)
-        fds: dict[int, tuple[int, FdEntry]] = {}  # index -> (event type, entry)
-        # Checked in subscription order, as wasmtime does: the first bad one gives the errno
-        # (an fd that is not open before an unknown type that follows it: BADF).
-        for i, (_userdata, tag, ident, timeout, flags) in enumerate(parsed):
-            if tag > EV_FD_WRITE:
-                return EINVAL
-            if tag == EV_CLOCK:
-                if ident not in self._CLOCKS or flags & ~SUBSCRIPTION_CLOCK_ABSTIME:
-                    return EINVAL
-                if flags & SUBSCRIPTION_CLOCK_ABSTIME:
-                    timeout -= self.now(ident)
-                deadlines[i] = now + max(0, min(timeout, 1 << 62))
-            else:
-                entry = self.descriptor(ident)
-                allowed = (STDIN, FILE) if tag == EV_FD_READ else (STDOUT, STDERR, FILE)
-                if entry.kind not in allowed:
-                    return EBADF
-                fds[i] = (tag, entry)
-        ready = self._wait(deadlines, fds)
-        out = bytearray()
-        for i in sorted(ready):
-            userdata, tag, _ident, _timeout, _flags = parsed[i]
-            flags = 0
-            if tag == EV_FD_READ and fds[i][1].kind == FILE:
-                entry = fds[i][1]
-                if os.fstat(entry.host_fd).st_size <= entry.position:
-                    flags = FD_READWRITE_HANGUP  # nothing left to read
-            out += _EVENT.pack(userdata, 0, tag, 0 if tag == EV_CLOCK else 1, flags)
-        self.store(events, bytes(out), 8)
-        self._put32(nevents, len(ready))
-        return ESUCCESS
-
-    # Longest single wait the platform accepts; longer waits (a u64 of nanoseconds is ~585 years)
-    # are made of several.
-    _MAX_WAIT = 1_000_000.0
-
-    @classmethod
-    def _sleep(cls, seconds: float) -> None:
-        """Sleep without holding anything; a run that ends meanwhile ends the process."""
-        deadline = time.monotonic() + seconds
-        while seconds > 0:
-            threading.Event().wait(min(seconds, cls._MAX_WAIT))
-            seconds = deadline - time.monotonic()
-
-    # A deadline this far in the past counts as already expired when the poll starts (wasmtime's
-    # timer works in whole milliseconds: a zero timeout is not yet due when descriptors are).
-    _EXPIRED_NS = 1_000_000
-
-    def _wait(self, deadlines: dict[int, int], fds: dict[int, tuple[int, FdEntry]]) -> set[int]:
-        """Block (GIL released, no lock held) until a clock expires or a descriptor is ready.
-
-        Files are always ready (reads and writes on them never block); stdin and stdout are
-        asked of the kernel.
-        """
-        first = True
-        while True:
-            ready = {i for i, (_tag, entry) in fds.items() if entry.kind == FILE}
-            waiting = {i: v for i, v in fds.items() if v[1].kind != FILE}
-            now = time.monotonic_ns()
-            timeout_ns = 0 if ready else min((d - now for d in deadlines.values()),
-                                             default=None)
-            if waiting:
-                poller = select.poll()
-                for _i, (tag, entry) in waiting.items():
-                    poller.register(entry.host_fd,
-                                    select.POLLIN if tag == EV_FD_READ else select.POLLOUT)
-                millis = None if timeout_ns is None else \
-                    min(max(0, timeout_ns) / 1e6, self._MAX_WAIT * 1000)
-                revents = dict(poller.poll(millis))
-                ready |= {i for i, (_tag, entry) in waiting.items() if revents.get(entry.host_fd)}
-            elif timeout_ns is None:
-                threading.Event().wait()  # nothing can ever happen: wait until the run ends
-            elif timeout_ns > 0 and not ready:
-                self._sleep(min(timeout_ns / 1e9, self._MAX_WAIT))
-            now = time.monotonic_ns()
-            slack = self._EXPIRED_NS if first and ready else 0
-            ready |= {i for i, d in deadlines.items() if d + slack <= now}
-            first = False
-            if ready:
-                return ready
+        return poll.poll_oneoff(self, subs, events, count, nevents)
 
     def sock_accept(self, fd: int, flags: int, out: int) -> int:
         check_bits(flags, FDF_ALL, "fdflags")

@@ -21,12 +21,11 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from threadify.host import poll
+from threadify.host.poll import EV_CLOCK, EV_FD_WRITE, SUB_HEAD
 from threadify.host.wasi import (
-    EV_CLOCK,
-    EV_FD_WRITE,
     FDSTAT,
     SIGNATURES,
-    SUB_HEAD,
     WHENCE_COUNT,
     GuestTrap,
     Wasi,
@@ -93,7 +92,8 @@ class Preview0:
         return userdata, tag, fd, 0, 0
 
     def poll_oneoff(self, subs: int, events: int, count: int, nevents: int) -> int:
-        return self.wasi.poll(subs, events, count, nevents, SUB_SIZE, self.subscription)
+        return poll.poll_oneoff(self.wasi, subs, events, count, nevents, SUB_SIZE,
+                                self.subscription)
 
     def path_open(self, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
                   rights_base: int, rights_inheriting: int, fdflags: int, out: int) -> int:
