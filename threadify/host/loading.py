@@ -10,9 +10,10 @@ for this host is reported here, before any thread starts, as a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from ctypes import byref
 from stat import S_ISREG
-from typing import Any
+from typing import Any, TypeVar
 
 from threadify.errors import ThreadifyError
 from threadify.host.entry import INITIALIZE, MAIN_NAMES, EntryPoints
@@ -20,6 +21,8 @@ from threadify.native import capi
 from threadify.native.cache import Source as Source  # the host's loading API
 from threadify.native.cache import compile_module as compile_module
 from threadify.native.cache import make_engine as make_engine
+
+_T = TypeVar("_T")
 
 WASM_MAGIC = b"\0asm"
 CORE_VERSION = b"\x01\0\0\0"
@@ -242,32 +245,44 @@ class BinarySignatures:
                         if e.kind == ExternKind.FUNC}
 
 
+def _each(module: Any, list_them: Callable[[Any, Any], None], type_of: Callable[[Any], Any],
+          delete: Callable[[Any], None], read: Callable[[int, Any, Any, int], _T]) -> list[_T]:
+    """``read(index, item, externtype, kind)`` for each import or export of ``module``, in order.
+
+    ``list_them`` fills a C vector the host owns and ``delete`` frees it; ``read`` runs while
+    the vector is alive, so it must copy whatever it keeps (names, memory types).
+    """
+    vec = capi.wasm_ptr_vec_t()
+    list_them(module.ptr(), byref(vec))
+    try:
+        out = []
+        for i in range(vec.size):
+            item = vec.data[i]
+            ty = type_of(item)
+            out.append(read(i, item, ty, capi.wasm_externtype_kind(ty)))
+        return out
+    finally:
+        delete(byref(vec))
+
+
 def _imports(module: Any, typed: Any, binary: BinarySignatures | None = None
              ) -> list[tuple[str, str, int, Any]]:
     """``(module, name, kind, type)`` of each import; ``type`` is an owned :class:`MemoryType`
     for a memory, the signature of a function imported from a module in ``typed`` (from
     ``binary`` when given), else ``None``."""
-    out: list[tuple[str, str, int, Any]] = []
-    vec = capi.wasm_ptr_vec_t()
-    capi.wasmtime_module_imports(module.ptr(), byref(vec))
-    try:
-        for i in range(vec.size):
-            imp = vec.data[i]
-            ty = capi.wasm_importtype_type(imp)
-            kind = capi.wasm_externtype_kind(ty)
-            detail: Any = None
-            module_name = capi.name_of(capi.wasm_importtype_module(imp))
-            if kind == capi.WASM_EXTERN_FUNC and module_name in typed:
-                detail = (binary.imports[i] if binary is not None
-                          else _sig(capi.wasm_externtype_as_functype_const(ty)))
-            elif kind == capi.WASM_EXTERN_MEMORY:
-                detail = MemoryType(capi.wasm_memorytype_copy(
-                    capi.wasm_externtype_as_memorytype_const(ty)))
-            out.append((module_name, capi.name_of(capi.wasm_importtype_name(imp)), kind,
-                        detail))
-    finally:
-        capi.wasm_importtype_vec_delete(byref(vec))
-    return out
+    def read(i: int, imp: Any, ty: Any, kind: int) -> tuple[str, str, int, Any]:
+        detail: Any = None
+        module_name = capi.name_of(capi.wasm_importtype_module(imp))
+        if kind == capi.WASM_EXTERN_FUNC and module_name in typed:
+            detail = (binary.imports[i] if binary is not None
+                      else _sig(capi.wasm_externtype_as_functype_const(ty)))
+        elif kind == capi.WASM_EXTERN_MEMORY:
+            detail = MemoryType(capi.wasm_memorytype_copy(
+                capi.wasm_externtype_as_memorytype_const(ty)))
+        return module_name, capi.name_of(capi.wasm_importtype_name(imp)), kind, detail
+
+    return _each(module, capi.wasmtime_module_imports, capi.wasm_importtype_type,
+                 capi.wasm_importtype_vec_delete, read)
 
 
 #: The exports whose function types the host needs (the only ones it asks wasmtime about).
@@ -278,23 +293,17 @@ def _exports(module: Any, binary: BinarySignatures | None = None
              ) -> dict[str, tuple[int, tuple[str, str] | None]]:
     """``name -> (kind, signature)`` of each export (signature for the functions named in
     :data:`TYPED_EXPORTS` only)."""
-    out: dict[str, tuple[int, tuple[str, str] | None]] = {}
-    vec = capi.wasm_ptr_vec_t()
-    capi.wasmtime_module_exports(module.ptr(), byref(vec))
-    try:
-        for i in range(vec.size):
-            exp = vec.data[i]
-            ty = capi.wasm_exporttype_type(exp)
-            kind = capi.wasm_externtype_kind(ty)
-            name = capi.name_of(capi.wasm_exporttype_name(exp))
-            sig = None
-            if kind == capi.WASM_EXTERN_FUNC and name in TYPED_EXPORTS:
-                sig = (binary.exports.get(name) if binary is not None
-                       else _sig(capi.wasm_externtype_as_functype_const(ty)))
-            out[name] = (kind, sig)
-    finally:
-        capi.wasm_exporttype_vec_delete(byref(vec))
-    return out
+    def read(_i: int, exp: Any, ty: Any, kind: int
+             ) -> tuple[str, tuple[int, tuple[str, str] | None]]:
+        name = capi.name_of(capi.wasm_exporttype_name(exp))
+        sig = None
+        if kind == capi.WASM_EXTERN_FUNC and name in TYPED_EXPORTS:
+            sig = (binary.exports.get(name) if binary is not None
+                   else _sig(capi.wasm_externtype_as_functype_const(ty)))
+        return name, (kind, sig)
+
+    return dict(_each(module, capi.wasmtime_module_exports, capi.wasm_exporttype_type,
+                      capi.wasm_exporttype_vec_delete, read))
 
 
 def describe(module: Any, name: str, source: Source | None = None) -> ProgramShape:
@@ -355,6 +364,8 @@ def _entry_points(exports: dict[str, tuple[int, tuple[str, str] | None]]) -> Ent
         kind, sig = exports.get(name, (None, None))
         return sig if kind == capi.WASM_EXTERN_FUNC else None
 
-    main = next((n for n in MAIN_NAMES if function(n) is not None), None)
-    return EntryPoints(function(INITIALIZE), main,
-                       function(main) or ("", "") if main is not None else ("", ""))
+    for main in MAIN_NAMES:  # the first that is a function; its signature
+        main_type = function(main)
+        if main_type is not None:
+            return EntryPoints(function(INITIALIZE), main, main_type)
+    return EntryPoints(function(INITIALIZE), None)  # (main_type: no parameters, no results)
