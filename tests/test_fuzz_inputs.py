@@ -265,8 +265,11 @@ def test_structural_mutations_longer(seed: int, source: int, rounds: int, edits:
 @pytest.mark.slow
 def test_input_fuzzer_short_run(tmp_path: Path) -> None:
     """The fuzzer itself, library and command line, for 120 inputs (a few minutes)."""
-    proc = subprocess.run([sys.executable, str(FUZZER), "--count", "120", "--seed", "5",
-                           "--cli-share", "0.3", "--out", str(tmp_path / "findings")],
+    # --seconds 0: the count alone ends the run (the fuzzer's default 60 s cut it at 70 inputs
+    # on a loaded machine)
+    proc = subprocess.run([sys.executable, str(FUZZER), "--count", "120", "--seconds", "0",
+                           "--seed", "5", "--cli-share", "0.3",
+                           "--out", str(tmp_path / "findings")],
                           capture_output=True, text=True, timeout=1800)
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["findings"] == [], report["findings"]
