@@ -273,13 +273,27 @@ def _init_memory_writes(instrs: list[Instr]) -> list[tuple[int, int]]:
     return out
 
 
+def _if_mutable_i32(module: Module, found: Found | None) -> Found | None:
+    """``found`` when it is a mutable i32 global, as lld's stack pointer always is.
+
+    A name or export that puts ``__stack_pointer`` on a global of another type (a damaged or
+    forged name section) says nothing about where the stack pointer is: the shape heuristics
+    decide then, as for a stripped module. Trusting it would make the output write an
+    immutable global.
+    """
+    if found is None:
+        return None
+    gtype = module.global_type(found.index)
+    return found if gtype.valtype == I32 and gtype.mutable else None
+
+
 def find_symbols(module: Module) -> LinkerSymbols:
     """Find lld's symbols in ``module`` (see the module docstring for the order of trust)."""
     finder = _Finder(module)
     syms = LinkerSymbols()
     first_global = module.num_imported(ExternKind.GLOBAL)
 
-    syms.stack_pointer = finder.global_("__stack_pointer")
+    syms.stack_pointer = _if_mutable_i32(module, finder.global_("__stack_pointer"))
     syms.tls_base = finder.global_("__tls_base")
     syms.tls_size = finder.global_("__tls_size")
     syms.tls_align = finder.global_("__tls_align")
